@@ -1,0 +1,64 @@
+"""Fake (meta) implementations of the fused ops, so torch.compile traces them and opcheck passes.
+
+The shapes follow the schema comment in ``csrc/registration.cpp``. ``register_fakes`` is called for
+each namespace that defines the ops (``fastrnn`` from the compiled extension, ``fastrnn_emulated``
+from the SIMT-emulated build).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def _rows(xw: Tensor, width: int) -> Tensor:
+    return xw.new_empty((*xw.shape[:-1], width))
+
+
+def _rnn_forward(xw, w_hh, h0, batch_sizes, reverse):
+    return _rows(xw, w_hh.shape[1]), torch.empty_like(h0)
+
+
+def _rnn_backward(grad_output, grad_h_n, w_hh, h0, output, batch_sizes, reverse):
+    xw_shape = (*output.shape[:-1], w_hh.shape[0])
+    return output.new_empty(xw_shape), torch.empty_like(w_hh), torch.empty_like(h0)
+
+
+def _lstm_forward(xw, w_hh, w_hr, h0, c0, batch_sizes, reverse):
+    hidden = w_hh.shape[0] // 4
+    return (_rows(xw, w_hh.shape[1]), torch.empty_like(h0), torch.empty_like(c0),
+            torch.empty_like(xw), _rows(xw, hidden))
+
+
+def _lstm_backward(grad_output, grad_h_n, grad_c_n, w_hh, w_hr, h0, c0, output, gates, cells,
+                   batch_sizes, reverse):
+    grad_w_hr = torch.empty_like(w_hr) if w_hr is not None else w_hh.new_empty(0)
+    return (torch.empty_like(gates), torch.empty_like(w_hh), grad_w_hr, torch.empty_like(h0),
+            torch.empty_like(c0))
+
+
+def _gru_forward(xw, w_hh, b_hn, h0, batch_sizes, reverse):
+    hidden = w_hh.shape[0] // 3
+    return _rows(xw, hidden), torch.empty_like(h0), _rows(xw, 4 * hidden)
+
+
+def _gru_backward(grad_output, grad_h_n, w_hh, b_hn, h0, output, workspace, batch_sizes, reverse):
+    hidden = w_hh.shape[0] // 3
+    return (_rows(workspace, 3 * hidden), torch.empty_like(w_hh), w_hh.new_empty(hidden),
+            torch.empty_like(h0))
+
+
+FAKES = {
+    "rnn_tanh_forward": _rnn_forward,
+    "rnn_relu_forward": _rnn_forward,
+    "rnn_tanh_backward": _rnn_backward,
+    "rnn_relu_backward": _rnn_backward,
+    "lstm_forward": _lstm_forward,
+    "lstm_backward": _lstm_backward,
+    "gru_forward": _gru_forward,
+    "gru_backward": _gru_backward,
+}
+
+
+def register_fakes(namespace: str) -> None:
+    for name, fn in FAKES.items():
+        torch.library.register_fake(f"{namespace}::{name}", fn)

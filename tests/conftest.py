@@ -1,0 +1,49 @@
+import os
+
+import torch
+
+# Triton's interpreter must be chosen before triton is first imported; with no GPU it runs on CPU tensors.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
+
+from fastrnn import backends  # noqa: E402
+from fastrnn.backends import Backend  # noqa: E402
+
+HAS_GPU = torch.cuda.is_available()
+
+
+def _backend_param(b: Backend):
+    """A pytest param for one fused backend, with its marker and a skip when it cannot run here."""
+    marks = {
+        Backend.CPU: [],
+        Backend.CUDA: [pytest.mark.cuda],
+        Backend.CUDA_EMULATED: [pytest.mark.emulated],
+        Backend.TRITON: [pytest.mark.triton],
+    }[b]
+    device = "cuda" if b is Backend.CUDA or (b is Backend.TRITON and HAS_GPU) else "cpu"
+    probe = torch.empty(0, device="meta").to("cpu")  # device checked below
+    reason = None
+    if device == "cuda" and not HAS_GPU:
+        reason = "needs a CUDA GPU"
+    else:
+        reason = backends.why_not(b, probe if device == "cpu" else probe.to(device))
+    if reason is not None:
+        marks = marks + [pytest.mark.skip(reason=reason)]
+    return pytest.param((b, device), id=b.value, marks=marks)
+
+
+FUSED = [_backend_param(b) for b in (Backend.CPU, Backend.CUDA_EMULATED, Backend.TRITON, Backend.CUDA)]
+
+
+@pytest.fixture(params=FUSED)
+def fused(request):
+    """(Backend, device) of every fused backend that can run here."""
+    return request.param
+
+
+def pytest_configure(config):
+    for name, text in [("cuda", "needs a CUDA GPU"), ("triton", "Triton kernels (interpreted on CPU without a GPU)"),
+                       ("emulated", "CUDA kernels on the SIMT emulator"), ("slow", "long sweeps kept out of CI")]:
+        config.addinivalue_line("markers", f"{name}: {text}")
