@@ -68,6 +68,8 @@ def why_not(backend: Backend, x: torch.Tensor) -> str | None:
             return f"input dtype {x.dtype} is not supported"
         return None
     if backend is Backend.CUDA_EMULATED:
+        if importlib.util.find_spec("fastrnn._emulated") is None:
+            return "this fastrnn has no SIMT-emulated CUDA build (fastrnn/_emulated.py)"
         if x.device.type != "cpu":
             return f"input is on {x.device}, the emulated CUDA backend runs CPU tensors"
         if x.dtype not in _CUDA_DTYPES:
@@ -136,7 +138,8 @@ def available_backends() -> list[str]:
         out.append(Backend.TRITON.value)
     if _ext.has_cpu():
         out.append(Backend.CPU.value)
-    out.append(Backend.CUDA_EMULATED.value)
+    if importlib.util.find_spec("fastrnn._emulated") is not None:
+        out.append(Backend.CUDA_EMULATED.value)
     out.append(Backend.TORCH.value)
     return out
 

@@ -23,12 +23,10 @@ def _backend_param(b: Backend):
         Backend.TRITON: [pytest.mark.triton],
     }[b]
     device = "cuda" if b is Backend.CUDA or (b is Backend.TRITON and HAS_GPU) else "cpu"
-    probe = torch.empty(0, device="meta").to("cpu")  # device checked below
-    reason = None
     if device == "cuda" and not HAS_GPU:
         reason = "needs a CUDA GPU"
     else:
-        reason = backends.why_not(b, probe if device == "cpu" else probe.to(device))
+        reason = backends.why_not(b, torch.empty(0, device=device))
     if reason is not None:
         marks = marks + [pytest.mark.skip(reason=reason)]
     return pytest.param((b, device), id=b.value, marks=marks)

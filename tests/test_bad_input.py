@@ -1,0 +1,73 @@
+"""Every check torch.nn makes, with the same exception type, raised before any kernel runs."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import fastrnn
+
+CASES = {
+    # name: (call on a (module) returning the forward's arguments, expected exception, message pattern)
+    "input-rank-4": (lambda m: (torch.randn(2, 3, 4, 1),), ValueError, "Expected input to be 2D or 3D"),
+    "input-rank-1": (lambda m: (torch.randn(4),), ValueError, "Expected input to be 2D or 3D"),
+    "feature-size": (lambda m: (torch.randn(2, 3, 5),), RuntimeError, "input_size. Expected 4, got 5"),
+    "seq-len-0": (lambda m: (torch.randn(0, 3, 4),), RuntimeError, "sequence length"),
+    "input-dtype": (lambda m: (torch.randn(2, 3, 4, dtype=torch.float64),), ValueError, "does not match weight dtype"),
+    "hx-rank-batched": (lambda m: (torch.randn(2, 3, 4), _hx(m, (3, 5))), RuntimeError, "should also be 3-D"),
+    "hx-rank-unbatched": (lambda m: (torch.randn(2, 4), _hx(m, (1, 3, 5))), RuntimeError, "should also be 2-D"),
+    "hx-shape": (lambda m: (torch.randn(2, 3, 4), _hx(m, (1, 2, 5))), RuntimeError, r"Expected hidden.* size"),
+    "hx-dtype": (lambda m: (torch.randn(2, 3, 4), _hx(m, (1, 3, 5), torch.float64)), (ValueError, RuntimeError),
+                 "dtype"),
+    "hx-device": (lambda m: (torch.randn(2, 3, 4), _hx(m, (1, 3, 5), device="meta")), RuntimeError, "meta"),
+}
+
+
+def _hx(m, shape, dtype=torch.float32, device="cpu"):
+    h = torch.zeros(shape, dtype=dtype, device=device)
+    return (h, h) if isinstance(m, (nn.LSTM, fastrnn.LSTM)) else h
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("cls", ["RNN", "LSTM", "GRU"])
+def test_same_exception_as_torch(cls, case):
+    make_args, exc, pattern = CASES[case]
+    fast = getattr(fastrnn, cls)(4, 5)
+    with pytest.raises(exc, match=pattern):
+        fast(*make_args(fast))
+    if case not in ("hx-device", "hx-dtype"):  # torch.nn fails later, with other messages, on these two
+        ref = getattr(nn, cls)(4, 5)
+        with pytest.raises(exc):
+            ref(*make_args(ref))
+
+
+@pytest.mark.parametrize("cls", ["RNNCell", "LSTMCell", "GRUCell"])
+def test_cell_rank_checks(cls):
+    m = getattr(fastrnn, cls)(4, 5)
+    with pytest.raises(ValueError, match="Expected input to be 1D or 2D"):
+        m(torch.randn(1, 2, 4))
+    h = torch.zeros(1, 2, 5)
+    with pytest.raises(ValueError, match="1D or 2D"):
+        m(torch.randn(2, 4), (h, h) if cls == "LSTMCell" else h)
+
+
+def test_constructor_checks_like_torch():
+    with pytest.raises(ValueError, match="proj_size argument is only supported for LSTM"):
+        fastrnn.GRU(3, 4, proj_size=2)
+    with pytest.raises(ValueError, match="Unknown nonlinearity"):
+        fastrnn.RNN(3, 4, nonlinearity="gelu")
+    with pytest.raises(ValueError, match="dropout should be a number"):
+        fastrnn.LSTM(3, 4, dropout=1.5)
+
+
+def test_functional_weight_checks():
+    x = torch.randn(2, 3, 4)
+    with pytest.raises(ValueError, match="tensors per layer"):
+        fastrnn.functional.gru(x, None, [torch.randn(15, 4)] * 3)
+    with pytest.raises(ValueError, match="weight_hh of layer-direction 0"):
+        fastrnn.functional.lstm(x, None, [torch.randn(20, 4), torch.randn(19, 5)], bias=False)
+
+
+def test_empty_batch_gives_empty_output_like_torch():
+    out, h = fastrnn.GRU(4, 5)(torch.randn(2, 0, 4))
+    assert out.shape == (2, 0, 5) and h.shape == (1, 0, 5)
