@@ -1,0 +1,141 @@
+// Pieces shared by the fused CPU ops: the accumulation type, row-major GEMMs straight into CPU
+// BLAS (no ATen dispatch or allocation inside the time loop), the pointwise parallel loop and
+// the gather of every step's h_{t-1} rows for the weight gradients.
+#pragma once
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/from_blob.h>
+#include <ATen/ops/zeros.h>
+#include <c10/util/BFloat16.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+
+#include "checks.h"
+#include "sequence.h"
+
+// Fortran BLAS exported by libtorch_cpu (MKL or OpenBLAS builds). Weak, so a torch built without
+// them still loads us: the GEMMs then go through ATen (slower per step, same results).
+extern "C" {
+void sgemm_(const char*, const char*, const int*, const int*, const int*, const float*, const float*, const int*,
+            const float*, const int*, const float*, float*, const int*) __attribute__((weak));
+void dgemm_(const char*, const char*, const int*, const int*, const int*, const double*, const double*,
+            const int*, const double*, const int*, const double*, double*, const int*) __attribute__((weak));
+}
+
+namespace fastrnn::cpu {
+
+template <typename T>
+using acc_t = at::opmath_type<T>;
+
+template <typename A>
+at::TensorOptions acc_options() {
+  return at::TensorOptions().dtype(c10::CppTypeToScalarType<A>::value);
+}
+
+// t converted to the accumulation type A and made contiguous (a no-op for float/double inputs).
+template <typename A>
+at::Tensor to_acc(const at::Tensor& t) {
+  return t.to(c10::CppTypeToScalarType<A>::value).contiguous();
+}
+
+// A fresh A-typed copy of t (the running state and its gradient).
+template <typename A>
+at::Tensor acc_copy(const at::Tensor& t) {
+  return at::empty(t.sizes(), acc_options<A>()).copy_(t);
+}
+
+// C[M,N] = op(a) @ op(b) + beta * C, all row-major with leading dimensions lda, ldb, ldc;
+// op(a) is [M,K] (a^T when ta), op(b) is [K,N] (b^T when tb). beta = 0 ignores C's contents.
+template <typename A>
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const A* a, int64_t lda, const A* b, int64_t ldb,
+          A beta, A* c, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  auto blas = [] {
+    if constexpr (std::is_same_v<A, float>) return sgemm_;
+    else return dgemm_;
+  }();
+  const bool fits = std::max({M, N, K, lda, ldb, ldc}) < INT_MAX;
+  if (blas != nullptr && fits) {
+    // Row-major C = op(a) op(b) is column-major C^T = op(b)^T op(a)^T: swap the operands.
+    const int m = N, n = M, k = K, la = std::max<int64_t>(ldb, 1), lb = std::max<int64_t>(lda, 1),
+              lc = std::max<int64_t>(ldc, 1);
+    const char tra = tb ? 'T' : 'N', trb = ta ? 'T' : 'N';
+    const A one = 1;
+    blas(&tra, &trb, &m, &n, &k, &one, b, &la, a, &lb, &beta, c, &lc);
+    return;
+  }
+  const auto opts = acc_options<A>();
+  auto view = [&](const A* p, int64_t rows, int64_t cols, int64_t ld, bool t) {
+    auto m = at::from_blob(const_cast<A*>(p), {t ? cols : rows, t ? rows : cols}, {ld, 1}, opts);
+    return t ? m.t() : m;
+  };
+  at::Tensor C = at::from_blob(c, {M, N}, {ldc, 1}, opts);
+  C.addmm_(view(a, M, K, lda, ta), view(b, K, N, ldb, tb), beta, 1);
+}
+
+// f(b, j0, j1) over units [j0, j1) of rows b in [0, rows), units of H per row, split across
+// threads only when a step has enough elements to pay for it.
+template <typename F>
+void for_units(int64_t rows, int64_t H, int64_t cost_per_unit, const F& f) {
+  const int64_t total = rows * H;
+  auto run = [&](int64_t lo, int64_t hi) {
+    for (int64_t b = lo / H; b * H < hi; ++b) f(b, std::max(lo - b * H, int64_t(0)), std::min(hi - b * H, H));
+  };
+  constexpr int64_t kWorkPerTask = 16384;
+  const int64_t grain = std::max<int64_t>(kWorkPerTask / std::max<int64_t>(cost_per_unit, 1), 1);
+  if (total <= grain) run(0, total);
+  else at::parallel_for(0, total, grain, run);
+}
+
+// Row pointer of h_{t-1} (or c_{t-1}) for row b of step st: from the previous step's rows of
+// `seq` ([N, width]) or from the initial state `init` ([B, width]).
+template <typename T>
+inline const T* prev_row(const Step& st, int64_t b, const T* seq, const T* init, int64_t width) {
+  return b < st.prev_rows ? seq + (st.prev_row + b) * width : init + b * width;
+}
+
+// [N, width] in A: every step's h_{t-1} rows, aligned with xw's rows (for dW = dgates^T @ h_prev).
+template <typename T, typename A>
+at::Tensor gather_prev(const Schedule& sch, const at::Tensor& seq, const at::Tensor& init, int64_t width) {
+  at::Tensor out = at::empty({sch.rows(), width}, acc_options<A>());
+  const T* s = seq.const_data_ptr<T>();
+  const T* h0 = init.const_data_ptr<T>();
+  A* o = out.data_ptr<A>();
+  at::parallel_for(0, sch.steps(), std::max<int64_t>(1, 65536 / std::max<int64_t>(width, 1)), [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      const Step st = sch.step(i);
+      for (int64_t b = 0; b < st.rows; ++b) {
+        const T* src = prev_row(st, b, s, h0, width);
+        A* dst = o + (st.row + b) * width;
+        for (int64_t j = 0; j < width; ++j) dst[j] = static_cast<A>(src[j]);
+      }
+    }
+  });
+  return out;
+}
+
+// A schedule over the checked batch_sizes (kept alive by the caller).
+inline Schedule schedule(const Dims& d, const at::Tensor& bs_contig, bool reverse) {
+  return Schedule(d.packed ? bs_contig.const_data_ptr<int64_t>() : nullptr, d.T, d.B, reverse);
+}
+
+inline at::Tensor contiguous_sizes(const std::optional<at::Tensor>& bs) {
+  return bs.has_value() ? bs->contiguous() : at::Tensor();
+}
+
+// Runs f.template operator()<T>() for the fused CPU dtypes.
+template <typename F>
+decltype(auto) dispatch(const char* op, const char* name, const at::Tensor& t, const F& f) {
+  check_dtype(op, name, t, {at::kFloat, at::kDouble, at::kBFloat16});
+  switch (t.scalar_type()) {
+    case at::kDouble: return f.template operator()<double>();
+    case at::kBFloat16: return f.template operator()<c10::BFloat16>();
+    default: return f.template operator()<float>();
+  }
+}
+
+}  // namespace fastrnn::cpu

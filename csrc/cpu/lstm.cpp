@@ -1,0 +1,173 @@
+// Fused CPU LSTM (with optional projection w_hr): per step one GEMM (h_{t-1} @ W_hh^T), one
+// pointwise pass over the four gates, and with a projection one more GEMM (h = o*tanh(c) @ W_hr^T).
+#include <torch/library.h>
+
+#include "cells.h"
+#include "common.h"
+
+namespace fastrnn::cpu {
+namespace {
+
+template <typename T>
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
+    const Dims& d, const Schedule& sch, const at::Tensor& xw_, const at::Tensor& w_hh,
+    const std::optional<at::Tensor>& w_hr, const at::Tensor& h0, const at::Tensor& c0) {
+  using A = acc_t<T>;
+  const int64_t H = d.H, P = d.P, G = 4 * H;
+  const bool proj = w_hr.has_value();
+  const at::Tensor xw = xw_.contiguous(), W = to_acc<A>(w_hh), Wr = proj ? to_acc<A>(*w_hr) : at::Tensor();
+  at::Tensor output = at::empty(d.seq(P), xw.options());
+  at::Tensor gates = at::empty(d.seq(G), xw.options());
+  at::Tensor cells = at::empty(d.seq(H), xw.options());
+  at::Tensor h = acc_copy<A>(h0), c = acc_copy<A>(c0);
+  at::Tensor gh = at::empty({d.B, G}, acc_options<A>());
+  at::Tensor hu = proj ? at::empty({d.B, H}, acc_options<A>()) : at::Tensor();  // o * tanh(c) before w_hr
+  const T* x = xw.const_data_ptr<T>();
+  const A* w = W.const_data_ptr<A>();
+  T* out = output.data_ptr<T>();
+  T* gs = gates.data_ptr<T>();
+  T* cs = cells.data_ptr<T>();
+  A* hs = h.data_ptr<A>();
+  A* csa = c.data_ptr<A>();
+  A* g = gh.data_ptr<A>();
+  A* hus = proj ? hu.data_ptr<A>() : nullptr;
+  for (int64_t s = 0; s < sch.steps(); ++s) {
+    const Step st = sch.step(s);
+    gemm<A>(false, true, st.rows, G, P, hs, P, w, P, A(0), g, G);
+    for_units(st.rows, H, 12, [&](int64_t b, int64_t j0, int64_t j1) {
+      const int64_t r = st.row + b;
+      const T* xr = x + r * G;
+      const A* gr = g + b * G;
+      T* gout = gs + r * G;
+      for (int64_t j = j0; j < j1; ++j) {
+        A i, f, gg, o, cc, hh;
+        LSTMCell::forward<A>(A(xr[j]) + gr[j], A(xr[H + j]) + gr[H + j], A(xr[2 * H + j]) + gr[2 * H + j],
+                             A(xr[3 * H + j]) + gr[3 * H + j], csa[b * H + j], i, f, gg, o, cc, hh);
+        gout[j] = T(i);
+        gout[H + j] = T(f);
+        gout[2 * H + j] = T(gg);
+        gout[3 * H + j] = T(o);
+        cs[r * H + j] = T(cc);
+        csa[b * H + j] = cc;
+        if (proj) {
+          hus[b * H + j] = hh;
+        } else {
+          out[r * H + j] = T(hh);
+          hs[b * H + j] = hh;
+        }
+      }
+    });
+    if (proj) {
+      gemm<A>(false, true, st.rows, P, H, hus, H, Wr.const_data_ptr<A>(), H, A(0), hs, P);
+      T* o = out + st.row * P;
+      for (int64_t k = 0; k < st.rows * P; ++k) o[k] = T(hs[k]);
+    }
+  }
+  const auto dt = xw.scalar_type();
+  return {output, h.to(dt), c.to(dt), gates, cells};
+}
+
+template <typename T>
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
+    const Dims& d, const Schedule& sch, const at::Tensor& grad_output_, const at::Tensor& grad_h_n,
+    const at::Tensor& grad_c_n, const at::Tensor& w_hh, const std::optional<at::Tensor>& w_hr,
+    const at::Tensor& h0_, const at::Tensor& c0_, const at::Tensor& output_, const at::Tensor& gates_,
+    const at::Tensor& cells_) {
+  using A = acc_t<T>;
+  const int64_t H = d.H, P = d.P, G = 4 * H;
+  const bool proj = w_hr.has_value();
+  const at::Tensor gout = grad_output_.contiguous(), output = output_.contiguous(), h0 = h0_.contiguous(),
+                   c0 = c0_.contiguous(), gates = gates_.contiguous(), cells = cells_.contiguous(),
+                   W = to_acc<A>(w_hh), Wr = proj ? to_acc<A>(*w_hr) : at::Tensor();
+  const auto ao = acc_options<A>();
+  at::Tensor grad_xw = at::empty(d.seq(G), gout.options());
+  at::Tensor dgates = std::is_same_v<T, A> ? grad_xw : at::empty({d.N, G}, ao);
+  at::Tensor dh = acc_copy<A>(grad_h_n), dc = acc_copy<A>(grad_c_n);
+  // With a projection: every step's full dh (for dW_hr), its unprojected o*tanh(c), dh @ W_hr.
+  at::Tensor dhp = proj ? at::empty({d.N, P}, ao) : at::Tensor();
+  at::Tensor hu = proj ? at::empty({d.N, H}, ao) : at::Tensor();
+  at::Tensor dhu = proj ? at::empty({d.B, H}, ao) : at::Tensor();
+  const at::Tensor h_prev = gather_prev<T, A>(sch, output, h0, P);
+  const T* go = gout.const_data_ptr<T>();
+  const T* gs = gates.const_data_ptr<T>();
+  const T* cs = cells.const_data_ptr<T>();
+  const T* c0p = c0.const_data_ptr<T>();
+  const A* w = W.const_data_ptr<A>();
+  A* dg = dgates.data_ptr<A>();
+  A* dhs = dh.data_ptr<A>();
+  A* dcs = dc.data_ptr<A>();
+  A* dhps = proj ? dhp.data_ptr<A>() : nullptr;
+  A* hus = proj ? hu.data_ptr<A>() : nullptr;
+  A* dhus = proj ? dhu.data_ptr<A>() : nullptr;
+  for (int64_t s = sch.steps() - 1; s >= 0; --s) {
+    const Step st = sch.step(s);
+    if (proj) {
+      A* dst = dhps + st.row * P;
+      const T* src = go + st.row * P;
+      for (int64_t k = 0; k < st.rows * P; ++k) dst[k] = dhs[k] + A(src[k]);
+      gemm<A>(false, false, st.rows, H, P, dst, P, Wr.const_data_ptr<A>(), H, A(0), dhus, H);
+    }
+    for_units(st.rows, H, 12, [&](int64_t b, int64_t j0, int64_t j1) {
+      const int64_t r = st.row + b;
+      const T* gr = gs + r * G;
+      const T* c_prev = prev_row(st, b, cs, c0p, H);
+      A* dgr = dg + r * G;
+      for (int64_t j = j0; j < j1; ++j) {
+        const A i = A(gr[j]), f = A(gr[H + j]), g = A(gr[2 * H + j]), o = A(gr[3 * H + j]), c = A(cs[r * H + j]);
+        const A dht = proj ? dhus[b * H + j] : dhs[b * H + j] + A(go[r * H + j]);
+        A di, df, dgg, dout, dcp;
+        LSTMCell::backward<A>(i, f, g, o, A(c_prev[j]), c, dht, dcs[b * H + j], di, df, dgg, dout, dcp);
+        dgr[j] = di;
+        dgr[H + j] = df;
+        dgr[2 * H + j] = dgg;
+        dgr[3 * H + j] = dout;
+        dcs[b * H + j] = dcp;
+        if (proj) hus[r * H + j] = o * tanh_(c);
+      }
+    });
+    gemm<A>(false, false, st.rows, P, G, dg + st.row * G, G, w, P, A(0), dhs, P);
+  }
+  at::Tensor dW = at::empty({G, P}, ao);
+  gemm<A>(true, false, G, P, d.N, dg, G, h_prev.const_data_ptr<A>(), P, A(0), dW.data_ptr<A>(), P);
+  at::Tensor dWr = at::empty({proj ? P : 0}, ao);
+  if (proj) {
+    dWr = at::empty({P, H}, ao);
+    gemm<A>(true, false, P, H, d.N, dhps, P, hus, H, A(0), dWr.data_ptr<A>(), H);
+  }
+  if (!std::is_same_v<T, A>) grad_xw.copy_(dgates.view(grad_xw.sizes()));
+  const auto dt = gout.scalar_type();
+  return {grad_xw, dW.to(dt), dWr.to(dt), dh.to(dt), dc.to(dt)};
+}
+
+constexpr const char* kForward = "fastrnn::lstm_forward";
+constexpr const char* kBackward = "fastrnn::lstm_backward";
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward_op(
+    const at::Tensor& xw, const at::Tensor& w_hh, const std::optional<at::Tensor>& w_hr, const at::Tensor& h0,
+    const at::Tensor& c0, const std::optional<at::Tensor>& batch_sizes, bool reverse) {
+  const Dims d = check_forward(kForward, 4, xw, w_hh, w_hr, std::nullopt, h0, c0, batch_sizes);
+  const at::Tensor bs = contiguous_sizes(batch_sizes);
+  const Schedule sch = schedule(d, bs, reverse);
+  return dispatch(kForward, "xw", xw, [&]<typename T>() { return forward<T>(d, sch, xw, w_hh, w_hr, h0, c0); });
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_op(
+    const at::Tensor& grad_output, const at::Tensor& grad_h_n, const at::Tensor& grad_c_n, const at::Tensor& w_hh,
+    const std::optional<at::Tensor>& w_hr, const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& output,
+    const at::Tensor& gates, const at::Tensor& cells, const std::optional<at::Tensor>& batch_sizes, bool reverse) {
+  const Dims d = check_backward(kBackward, 4, grad_output, grad_h_n, grad_c_n, w_hh, w_hr, std::nullopt, h0, c0,
+                                output, gates, "gates", cells, batch_sizes);
+  const at::Tensor bs = contiguous_sizes(batch_sizes);
+  const Schedule sch = schedule(d, bs, reverse);
+  return dispatch(kBackward, "grad_output", grad_output, [&]<typename T>() {
+    return backward<T>(d, sch, grad_output, grad_h_n, grad_c_n, w_hh, w_hr, h0, c0, output, gates, cells);
+  });
+}
+
+}  // namespace
+}  // namespace fastrnn::cpu
+
+TORCH_LIBRARY_IMPL(fastrnn, CPU, m) {
+  m.impl("lstm_forward", &fastrnn::cpu::forward_op);
+  m.impl("lstm_backward", &fastrnn::cpu::backward_op);
+}
