@@ -20,14 +20,13 @@ import torch
 
 from .backends import Backend, available_backends, triton_interpreted, why_not
 from ._bench import report
-from ._bench.cases import CELLS, DTYPES, Case, default_sweep, quick_sweep
+from ._bench.cases import CELLS, DTYPES, QUICK_SHAPE, STANDARD_SHAPES, Case, default_sweep, quick_sweep
 from ._bench.machine import describe
 from ._bench.sweep import run_sweep
 from ._bench.targets import check
 from ._bench.timing import peak_flops
 
-DEFAULT_SHAPE = (100, 16, 128, 128)
-QUICK_SHAPE = (6, 2, 16, 16)
+DEFAULT_SHAPE = STANDARD_SHAPES[0]
 # Not benchmarked: the emulator is a test facility; fastrnn's plain-PyTorch loop only on request (slow).
 EXCLUDED = {Backend.CUDA_EMULATED.value: "the CUDA emulator is a test facility, not a backend to benchmark"}
 OPT_IN = {Backend.TORCH.value}
@@ -80,7 +79,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def _resolve(args: argparse.Namespace) -> None:
     """Fills in defaults and checks the combination; a ValueError names the offending argument."""
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(args.device)
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        raise ValueError(f"--device must be cpu or cuda[:N], got {args.device!r}") from None
     if device.type not in ("cpu", "cuda"):
         raise ValueError(f"--device must be cpu or cuda[:N], got {args.device!r}")
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -152,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     if triton_interpreted():
         print("fastrnn.bench: TRITON_INTERPRET=1 is set: Triton timings are the interpreter's", file=sys.stderr)
     torch.set_num_threads(args.threads)
+    if torch.device(args.device).index is not None:
+        torch.cuda.set_device(args.device)  # CUDA events and synchronize act on the current device
     runnable = _runnable(args.backends, args.device, args.cases)
     machine = describe(args.device, args.threads)
     meta = {"command": "python -m fastrnn.bench " + shlex.join(argv),

@@ -79,6 +79,8 @@ def test_targets_pass_and_fail():
     (["--cell", "lstm", "--H", "8", "--proj", "8"], "proj"),
     (["--dtype", "int8"], "dtype"),
     (["--threads", "0"], "--threads"),
+    (["--device", "gpu0"], "--device"),
+    (["--T", "ten"], "--T"),
 ])
 def test_bad_arguments_name_the_argument(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -8,7 +8,7 @@ import torch
 from tqdm import tqdm
 
 from .cases import MODES, Case, build_fastrnn, build_reference, flops, make_inputs, runner
-from .timing import time_call
+from .timing import time_calls
 
 REFERENCE = "torch.nn"
 
@@ -67,36 +67,39 @@ def run_sweep(cases: list[Case], backends: Callable[[Case], list[str]], device: 
             for name in backends(case):
                 try:
                     modules[name] = build_fastrnn(case, device, name, reference)
-                except Exception as e:  # a backend that fails is reported in its row; the sweep goes on
+                except Exception as e:  # goes in the backend's rows (_prepare)
                     modules[name] = e
             for mode in MODES:
                 bar.set_postfix_str(f"{case.label} {mode}")
-                ref = _result(case, device, mode, REFERENCE)
-                ref_fn = runner(reference, mode, x, grad_out)
-                expected = ref_fn()
-                _time(ref, ref_fn, device, threads, min_run_time, peaks[case.dtype])
-                results.append(ref)
-                bar.update(1)
-                for name, module in modules.items():
-                    row = _result(case, device, mode, name)
-                    if isinstance(module, Exception):
-                        row.error = _error(module)
-                    else:
-                        try:
-                            fn = runner(module, mode, x, grad_out)
-                            row.max_abs_diff = (fn().float() - expected.float()).abs().max().item()
-                            _time(row, fn, device, threads, min_run_time, peaks[case.dtype])
-                            row.speedup = ref.median_ms / row.median_ms
-                        except Exception as e:
-                            row.error = _error(e)
-                    results.append(row)
-                    bar.update(1)
+                rows, fns = _prepare(case, device, mode, reference, modules, x, grad_out)
+                for name, timing in time_calls(fns, device, threads, min_run_time).items():
+                    row = rows[name]
+                    row.median_ms, row.iqr_ms, row.runs = timing.median_s * 1e3, timing.iqr_s * 1e3, timing.runs
+                    row.gflops_per_s = row.flops / timing.median_s / 1e9
+                    row.efficiency = row.flops / timing.median_s / peaks[case.dtype]
+                    row.speedup = rows[REFERENCE].median_ms / row.median_ms if name != REFERENCE else float("nan")
+                results += rows.values()
+                bar.update(len(rows))
     return results
 
 
-def _time(row: Result, fn: Callable[[], object], device: str, threads: int, min_run_time: float,
-          peak: float) -> None:
-    timing = time_call(fn, device, threads, min_run_time)
-    row.median_ms, row.iqr_ms, row.runs = timing.median_s * 1e3, timing.iqr_s * 1e3, timing.runs
-    row.gflops_per_s = row.flops / timing.median_s / 1e9
-    row.efficiency = row.flops / timing.median_s / peak
+def _prepare(case: Case, device: str, mode: str, reference: torch.nn.Module,
+             modules: dict[str, torch.nn.Module | Exception], x: torch.Tensor, grad_out: torch.Tensor,
+             ) -> tuple[dict[str, Result], dict[str, Callable[[], torch.Tensor]]]:
+    """The rows of one case and mode, and the calls to time: torch.nn first, then each fastrnn backend
+    whose module was built and whose first call ran (its difference to torch.nn goes in its row)."""
+    rows = {REFERENCE: _result(case, device, mode, REFERENCE)}
+    fns = {REFERENCE: runner(reference, mode, x, grad_out)}
+    expected = fns[REFERENCE]().float()
+    for name, module in modules.items():
+        rows[name] = _result(case, device, mode, name)
+        if isinstance(module, Exception):
+            rows[name].error = _error(module)
+            continue
+        try:
+            fn = runner(module, mode, x, grad_out)
+            rows[name].max_abs_diff = (fn().float() - expected).abs().max().item()
+            fns[name] = fn
+        except Exception as e:  # a backend that fails is reported in its rows; the sweep goes on
+            rows[name].error = _error(e)
+    return rows, fns
