@@ -1,0 +1,91 @@
+// What the CUDA launchers share: the device context (guard + current stream), typed views of
+// tensors as kernel buffers and the dtype/device checks. The same launcher sources build the
+// real CUDA ops (nvcc build, -DFASTRNN_WITH_CUDA) and, with -DFASTRNN_SIMT_EMULATION, the
+// emulated ops on CPU tensors; only this header tells the two apart.
+#pragma once
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <c10/util/Exception.h>
+
+#include <optional>
+
+#if !defined(FASTRNN_SIMT_EMULATION)
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+#include "../checks.h"
+#include "../sequence.h"
+#include "kernels/kernels.h"
+
+namespace fastrnn::cuda {
+
+#if defined(FASTRNN_SIMT_EMULATION)
+constexpr const char* kDeviceName = "CPU (the emulated CUDA backend runs CPU tensors)";
+inline bool on_backend_device(const at::Tensor& t) { return t.is_cpu(); }
+class DeviceContext {
+ public:
+  explicit DeviceContext(const at::Tensor&) {}
+  void* stream() const { return nullptr; }
+};
+#else
+constexpr const char* kDeviceName = "CUDA";
+inline bool on_backend_device(const at::Tensor& t) { return t.is_cuda(); }
+class DeviceContext {
+ public:
+  explicit DeviceContext(const at::Tensor& t) : guard_(t.device()) {}
+  void* stream() const { return c10::cuda::getCurrentCUDAStream().stream(); }
+
+ private:
+  c10::cuda::CUDAGuard guard_;
+};
+#endif
+
+// The backend's device and dtypes, for the first tensor argument (checks.h made the others match).
+inline void check_backend(const char* op, const char* name, const at::Tensor& t) {
+  TORCH_CHECK(on_backend_device(t), op, ": ", name, " must be on ", kDeviceName, ", got device ", t.device());
+  check_dtype(op, name, t, {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16});
+}
+
+inline kernels::DType dtype_tag(const at::Tensor& t) {
+  switch (t.scalar_type()) {
+    case at::kFloat: return kernels::DType::Float;
+    case at::kDouble: return kernels::DType::Double;
+    case at::kHalf: return kernels::DType::Half;
+    case at::kBFloat16: return kernels::DType::BFloat16;
+    default: TORCH_CHECK(false, "fastrnn: unsupported dtype ", t.scalar_type());
+  }
+}
+
+// A contiguous tensor (or row slice of one) as a kernel buffer.
+inline kernels::Buf buf(const at::Tensor& t) {
+  TORCH_INTERNAL_ASSERT(t.is_contiguous());
+  return {t.data_ptr(), t.numel()};
+}
+inline kernels::Buf none() { return {nullptr, 0}; }
+
+// Rows [row, row + n) of a row-major matrix.
+inline at::Tensor rows(const at::Tensor& m, int64_t row, int64_t n) { return m.narrow(0, row, n); }
+// The first n rows: the active part of a running state.
+inline at::Tensor head(const at::Tensor& m, int64_t n) { return m.narrow(0, 0, n); }
+
+// The rows of the previously processed step (h_{t-1} of the first prev_rows rows), or none.
+inline kernels::Buf prev(const at::Tensor& m, const Step& s) {
+  return s.prev_rows > 0 ? buf(rows(m, s.prev_row, s.prev_rows)) : none();
+}
+
+inline kernels::StepRows step_rows(const Step& s) { return {s.rows, s.prev_rows}; }
+
+inline Schedule schedule(const Dims& d, const std::optional<at::Tensor>& batch_sizes, bool reverse) {
+  if (!batch_sizes.has_value()) return Schedule(nullptr, d.T, d.B, reverse);
+  const at::Tensor bs = batch_sizes->contiguous();
+  return Schedule(bs.const_data_ptr<int64_t>(), d.T, d.B, reverse);
+}
+
+// A fresh contiguous [rows, width] copy: the running state and its gradient.
+inline at::Tensor state_copy(const at::Tensor& t) { return t.clone(at::MemoryFormat::Contiguous); }
+
+// The [N, width] row-major view of a sequence tensor.
+inline at::Tensor matrix(const at::Tensor& t, const Dims& d) { return t.contiguous().view({d.N, t.size(-1)}); }
+
+}  // namespace fastrnn::cuda
