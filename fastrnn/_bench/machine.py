@@ -51,4 +51,6 @@ def describe(device: str, threads: int) -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "fastrnn_commit": _git_commit(),
+        # Other work on a shared machine skews timings (a busy core stalls every OpenMP barrier): say how busy.
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .sweep import REFERENCE, Result
 from .targets import MODE_NAMES, Check
+from .timing import PEAK_N
 
 MACHINE_COLUMNS = ("cpu", "gpu", "torch", "threads")
 
@@ -58,9 +59,11 @@ def table(results: list[Result]) -> tuple[list[str], list[list[str]]]:
 
 
 def render_text(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-    fmt = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths))  # noqa: E731
-    return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
+    widths = [max(len(c) for c in col) for col in zip(header, *rows)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) for c, w in zip(cells, widths))
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
 def render_markdown(header: list[str], rows: list[list[str]]) -> str:
@@ -73,8 +76,7 @@ def targets_table(checks: list[Check]) -> tuple[list[str], list[list[str]]]:
 
 
 def errors(results: list[Result]) -> list[str]:
-    return [f"{r.impl} {r.cell} {r.T},{r.B},{r.I},{r.H} {r.dtype} {MODE_NAMES[r.mode]}: {r.error}"
-            for r in results if r.error]
+    return [f"{display(r.impl)}, {_label(r)} {MODE_NAMES[r.mode]}: {r.error}" for r in results if r.error]
 
 
 def write_json(path: Path, meta: dict, results: list[Result], checks: list[Check]) -> None:
@@ -119,10 +121,11 @@ def write_plot(path: Path, results: list[Result], title: str) -> None:
         for i, b in enumerate(backends):
             speed = {_label(r): r.speedup for r in rows if r.impl == b and r.mode == mode}
             xs = [j + (i - (len(backends) - 1) / 2) * width for j in range(len(labels))]
-            ax.bar(xs, [speed.get(lab, float("nan")) for lab in labels], width, label=display(b))
+            # Bars grow from 1x, up when faster, down when slower; a log scale puts 0.5x and 2x equally far.
+            ax.bar(xs, [speed.get(lab, float("nan")) - 1 for lab in labels], width, bottom=1, label=display(b))
         ax.axhline(1.0, color="black", linewidth=0.8)
-        ax.set_yscale("log", base=2)  # ratios: 0.5x and 2x equally far from 1x
-        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x"))
+        ax.set_yscale("log", base=2)
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}x"))
         ax.set_ylabel(f"{MODE_NAMES[mode]} speedup vs {REFERENCE}")
         ax.grid(axis="y", alpha=0.3)
         if backends:
@@ -148,13 +151,16 @@ def machine_lines(machine: dict, peaks: dict[str, float]) -> list[str]:
         lines.append(f"GPU: {machine['gpu']} (CUDA {machine['cuda']}, cuDNN {machine['cudnn']})")
     lines.append(f"torch {machine['torch']}, Python {machine['python']}, {machine['platform']}, "
                  f"fastrnn commit {machine['fastrnn_commit'] or 'unknown'}")
+    if machine["load_average_1min"] is not None:
+        lines.append(f"load average (1 min) when the run started: {machine['load_average_1min']:.2f}")
     peak = ", ".join(f"{dt} {v / 1e9:.0f} GFLOP/s" for dt, v in peaks.items())
-    lines.append(f"peak (torch.mm {2048}x{2048} on {machine['device']}): {peak}")
+    lines.append(f"peak (torch.mm {PEAK_N}x{PEAK_N} on {machine['device']}): {peak}")
     return lines
 
 
 def write_readme(path: Path, meta: dict, results: list[Result], checks: list[Check], out: Path) -> None:
-    rel = lambda p: Path(os.path.relpath(p, path.parent)).as_posix()  # noqa: E731
+    def rel(target: Path) -> str:
+        return Path(os.path.relpath(target, path.parent)).as_posix()
     text = [
         "# fastrnn benchmarks",
         "",
