@@ -183,21 +183,24 @@ def test_outputs_are_fresh():
 
 def test_choose_kernel_prefers_sequence_for_small_weights():
     assert schedule.choose_kernel(4, 16, 16, torch.float32) == "sequence"
-    assert schedule.choose_kernel(3, 64, 64, torch.float16) == "sequence"
-    assert schedule.choose_kernel(1, 64, 64, torch.float32) == "sequence"
+    assert schedule.choose_kernel(4, 32, 32, torch.float32) == "sequence"  # 16 KiB: the limit
+    assert schedule.choose_kernel(3, 32, 32, torch.bfloat16) == "sequence"
+    assert schedule.choose_kernel(4, 16, 16, torch.float64) == "sequence"
+    assert schedule.choose_kernel(4, 33 - 1, 16, torch.float16) == "sequence"  # projected LSTM
 
 
 def test_choose_kernel_prefers_step_for_large_weights():
-    assert schedule.choose_kernel(4, 64, 64, torch.float32) == "step"
-    assert schedule.choose_kernel(4, 128, 128, torch.bfloat16) == "step"
+    assert schedule.choose_kernel(4, 33, 33, torch.float32) == "step"  # pads to 64
+    assert schedule.choose_kernel(1, 64, 64, torch.float16) == "step"  # 8 KiB, but a 64-wide tile
     assert schedule.choose_kernel(4, 1024, 1024, torch.float16) == "step"
 
 
 def test_choose_kernel_counts_dtype_and_projection():
-    # same shape: float64 weights are twice float32's bytes
-    assert schedule.choose_kernel(3, 32, 32, torch.float32) == "sequence"
-    assert schedule.choose_kernel(3, 64, 64, torch.float64) == "step"
-    assert (schedule.sequence_weight_elements(4, 32, 16) == 4 * 32 * 16 + 32 * 16)
+    # the same shape: float64 weights take twice float32's bytes
+    assert schedule.choose_kernel(4, 32, 32, torch.float32) == "sequence"
+    assert schedule.choose_kernel(4, 32, 32, torch.float64) == "step"
+    assert schedule.sequence_weight_elements(4, 32, 16) == 4 * 32 * 16 + 32 * 16
+    assert schedule.sequence_weight_elements(4, 20, 20) == 4 * 32 * 32
 
 
 def test_kernel_kind_override(monkeypatch):

@@ -16,9 +16,11 @@ import triton.language as tl
 KINDS = ("auto", "step", "sequence")
 _override: list[str] = []
 
-#: The sequence kernel holds G*H*P (+ H*P for the projection) weight elements in one program's
-#: registers for the whole sequence; above this many bytes it would spill, so the step kernel wins.
-SEQUENCE_MAX_BYTES = 32 * 1024
+#: The sequence kernel holds every gate's W_hh tile (and w_hr) in one program's registers for the
+#: whole sequence. Compiled for sm_80/sm_90 (``python -m fastrnn._triton.aot``), 4 warps hold up to
+#: 16 KiB of weights in tiles up to 32 wide without spilling; wider tiles spill (LSTM, 16-bit, H=64).
+SEQUENCE_MAX_BYTES = 16 * 1024
+SEQUENCE_MAX_TILE = 32
 #: Beyond this even a forced sequence kernel would not compile for a GPU (register file overflow).
 SEQUENCE_HARD_MAX_ELEMENTS = 64 * 1024
 
@@ -38,16 +40,20 @@ def sequence_weight_elements(gates: int, hidden: int, proj: int) -> int:
 
 
 def choose_kernel(gates: int, hidden: int, proj: int, dtype: torch.dtype) -> str:
-    """``"sequence"`` when one program can keep the recurrent weights on chip for the whole
+    """``"sequence"`` when one program can keep the recurrent weights in registers for the whole
     sequence, else ``"step"``.
 
-    The sequence kernel saves T-1 launches and keeps h in registers, but each program must hold
-    every gate's W_hh tile (G x H x P, padded to powers of two >= 16) and w_hr; past
-    ``SEQUENCE_MAX_BYTES`` those registers spill and the step kernel, which tiles W_hh over many
-    programs, is faster. So float32 LSTM picks it up to H = 32, GRU/RNN float16 up to H = 64.
+    The sequence kernel saves T-1 launches (2T-1 in backward) and never writes h to memory to
+    read it back, but it runs only one program per 16 batch rows and each holds every gate's
+    W_hh tile (G x H x P, padded to powers of two >= 16) plus w_hr. Past ``SEQUENCE_MAX_BYTES``
+    (or ``SEQUENCE_MAX_TILE`` wide) those registers spill and the step kernel, which spreads W_hh
+    over many programs, wins. So every cell picks it up to H = 32 (P = 32), except float64 LSTM and
+    GRU (up to 16); the aot compile test checks that these largest picks do not spill.
     """
-    size = sequence_weight_elements(gates, hidden, proj) * torch.empty(0, dtype=dtype).element_size()
-    return "sequence" if size <= SEQUENCE_MAX_BYTES else "step"
+    size = torch.empty(0, dtype=dtype).element_size()
+    fits = (sequence_weight_elements(gates, hidden, proj) * size <= SEQUENCE_MAX_BYTES
+            and max(_pow2(hidden), _pow2(proj)) <= SEQUENCE_MAX_TILE)
+    return "sequence" if fits else "step"
 
 
 def requested_kind() -> str:
@@ -86,8 +92,9 @@ def acc_dtype(dtype: torch.dtype) -> tuple[torch.dtype, tl.dtype]:
 
 
 def tiles(hidden: int, proj: int) -> dict[str, int]:
-    """Tile sizes: tl.dot needs every dimension >= 16 (padded and masked)."""
-    return {"BB": 16, "BH": min(64, _pow2(hidden)), "BK": min(64, _pow2(proj))}
+    """Step-kernel tiles: tl.dot needs every dimension >= 16 (padded and masked); 32 x 32 keeps
+    the LSTM step kernel (four accumulators) under 255 registers without spills on sm_80/sm_90."""
+    return {"BB": 16, "BH": min(32, _pow2(hidden)), "BK": min(32, _pow2(proj))}
 
 
 def seq_tiles(hidden: int, proj: int) -> dict[str, int]:
