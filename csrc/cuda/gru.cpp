@@ -4,6 +4,7 @@
 #include <ATen/ops/addmm.h>
 #include <ATen/ops/mm.h>
 #include <ATen/ops/sum.h>
+#include <ATen/ops/zeros.h>
 
 #include "common.h"
 #include "ops.h"
@@ -18,7 +19,7 @@ std::tuple<Tensor, Tensor, Tensor> gru_forward(const Tensor& xw, const Tensor& w
   const DeviceContext ctx(xw);
   const Schedule s = schedule(d, batch_sizes, reverse);
   const auto opts = xw.options();
-  const Tensor x = matrix(xw, d), w_t = w_hh.t();
+  const Tensor x = matrix(xw, d), w_t = w_hh.t().contiguous();
   const Tensor b = b_hn.has_value() ? b_hn->contiguous() : Tensor();
   Tensor out = at::empty({d.N, d.H}, opts), workspace = at::empty({d.N, 4 * d.H}, opts);
   Tensor h = state_copy(h0), gh = at::empty({d.B, 3 * d.H}, opts);
@@ -46,7 +47,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> gru_backward(const Tensor& grad_outpu
   const Schedule s = schedule(d, batch_sizes, reverse);
   const auto opts = grad_output.options();
   const Tensor go = matrix(grad_output, d), out = matrix(output, d), ws = matrix(workspace, d);
-  const Tensor h0c = h0.contiguous();
+  const Tensor h0c = h0.contiguous(), w = w_hh.contiguous();
   Tensor dh = state_copy(grad_h_n), dh_direct = at::empty({d.B, d.H}, opts);
   Tensor grad_xw = at::empty({d.N, 3 * d.H}, opts), grad_gh = at::empty({d.N, 3 * d.H}, opts),
          h_prev = at::empty({d.N, d.H}, opts);
@@ -57,9 +58,10 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> gru_backward(const Tensor& grad_outpu
                                {buf(rows(ws, st.row, st.rows)), prev(out, st), buf(head(h0c, st.rows)),
                                 buf(rows(go, st.row, st.rows)), buf(dh_n), buf(rows(grad_xw, st.row, st.rows)),
                                 buf(ggh), buf(dd), buf(rows(h_prev, st.row, st.rows))});
-    at::addmm_out(dh_n, dd, ggh, w_hh);
+    at::addmm_out(dh_n, dd, ggh, w);
   }
-  Tensor grad_b_hn = grad_gh.narrow(1, 2 * d.H, d.H).sum(0);
+  // The schema returns a [H] gradient even without b_hn: zeros then.
+  Tensor grad_b_hn = b_hn.has_value() ? grad_gh.narrow(1, 2 * d.H, d.H).sum(0) : at::zeros({d.H}, opts);
   return {grad_xw.view(d.seq(3 * d.H)), at::mm(grad_gh.t(), h_prev), grad_b_hn, dh};
 }
 

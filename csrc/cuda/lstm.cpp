@@ -21,7 +21,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> lstm_forward(const Tensor& xw
   const Schedule s = schedule(d, batch_sizes, reverse);
   const auto opts = xw.options();
   const bool proj = w_hr.has_value();
-  const Tensor x = matrix(xw, d), w_t = w_hh.t();
+  const Tensor x = matrix(xw, d), w_t = w_hh.contiguous().t();
+  const Tensor wr_t = proj ? w_hr->contiguous().t() : Tensor();
   Tensor out = at::empty({d.N, d.P}, opts), gates = at::empty({d.N, 4 * d.H}, opts),
          cells = at::empty({d.N, d.H}, opts);
   Tensor h = state_copy(h0), c = state_copy(c0);
@@ -36,7 +37,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> lstm_forward(const Tensor& xw
                                 buf(rows(cells, st.row, st.rows)), proj ? buf(head(h_unproj, st.rows)) : buf(o),
                                 proj ? none() : buf(h_n)});
     if (proj) {
-      at::mm_out(o, head(h_unproj, st.rows), w_hr->t());
+      at::mm_out(o, head(h_unproj, st.rows), wr_t);
       h_n.copy_(o);
     }
   }
@@ -56,7 +57,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> lstm_backward(
   const auto opts = grad_output.options();
   const bool proj = w_hr.has_value();
   const Tensor go = matrix(grad_output, d), out = matrix(output, d), g = matrix(gates, d), cs = matrix(cells, d);
-  const Tensor h0c = h0.contiguous(), c0c = c0.contiguous();
+  const Tensor h0c = h0.contiguous(), c0c = c0.contiguous(), w = w_hh.contiguous();
+  const Tensor wr = proj ? w_hr->contiguous() : Tensor();
   Tensor dh = state_copy(grad_h_n), dc = state_copy(grad_c_n);
   Tensor grad_xw = at::empty({d.N, 4 * d.H}, opts), h_prev = at::empty({d.N, d.P}, opts);
   // Projected: dh of every step (for dW_hr), o * tanh(c_t) of every step and the per-step dh_unproj.
@@ -70,7 +72,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> lstm_backward(
     if (proj) {
       Tensor dsum = rows(dh_all, st.row, st.rows), dhu = head(dh_unproj, st.rows);
       at::add_out(dsum, go_t, dh_n);
-      at::mm_out(dhu, dsum, *w_hr);
+      at::mm_out(dhu, dsum, wr);
       dh_a = buf(dhu);
       dh_b = none();
     }
@@ -79,7 +81,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> lstm_backward(
                                  buf(head(c0c, st.rows)), dh_a, dh_b, buf(head(dc, st.rows)), buf(gx),
                                  proj ? buf(rows(h_unproj, st.row, st.rows)) : none(), prev(out, st),
                                  buf(head(h0c, st.rows)), buf(rows(h_prev, st.row, st.rows))});
-    at::mm_out(dh_n, gx, w_hh);
+    at::mm_out(dh_n, gx, w);
   }
   Tensor grad_w_hr = proj ? at::mm(dh_all.t(), h_unproj) : at::empty({0}, opts);
   return {grad_xw.view(d.seq(4 * d.H)), at::mm(grad_xw.t(), h_prev), grad_w_hr, dh, dc};

@@ -17,7 +17,7 @@ std::tuple<Tensor, Tensor> rnn_forward(kernels::Activation act, const char* op, 
   check_backend(op, "xw", xw);
   const DeviceContext ctx(xw);
   const Schedule s = schedule(d, batch_sizes, reverse);
-  const Tensor x = matrix(xw, d), w_t = w_hh.t();
+  const Tensor x = matrix(xw, d), w_t = w_hh.contiguous().t();
   Tensor out = at::empty({d.N, d.H}, xw.options());
   Tensor h = state_copy(h0);
   for (int64_t k = 0; k < s.steps(); ++k) {
@@ -37,7 +37,7 @@ std::tuple<Tensor, Tensor, Tensor> rnn_backward(kernels::Activation act, const c
   check_backend(op, "grad_output", grad_output);
   const DeviceContext ctx(grad_output);
   const Schedule s = schedule(d, batch_sizes, reverse);
-  const Tensor go = matrix(grad_output, d), out = matrix(output, d), h0c = h0.contiguous();
+  const Tensor go = matrix(grad_output, d), out = matrix(output, d), h0c = h0.contiguous(), w = w_hh.contiguous();
   Tensor dh = state_copy(grad_h_n);
   Tensor grad_xw = at::empty({d.N, d.H}, go.options()), h_prev = at::empty({d.N, d.H}, go.options());
   for (int64_t k = s.steps() - 1; k >= 0; --k) {
@@ -47,7 +47,7 @@ std::tuple<Tensor, Tensor, Tensor> rnn_backward(kernels::Activation act, const c
                                {buf(rows(out, st.row, st.rows)), buf(rows(go, st.row, st.rows)), buf(dh_n),
                                 prev(out, st), buf(head(h0c, st.rows)), buf(gx),
                                 buf(rows(h_prev, st.row, st.rows))});
-    at::mm_out(dh_n, gx, w_hh);
+    at::mm_out(dh_n, gx, w);
   }
   return {grad_xw.view(d.seq(d.H)), at::mm(grad_xw.t(), h_prev), dh};
 }
