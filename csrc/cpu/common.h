@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "checks.h"
+#include "cpu/pointwise.h"
 #include "sequence.h"
 
 // Fortran BLAS exported by libtorch_cpu (MKL or OpenBLAS builds). Weak, so a torch built without
@@ -30,6 +31,13 @@ namespace fastrnn::cpu {
 
 template <typename T>
 using acc_t = at::opmath_type<T>;
+
+// Whether float32 pointwise passes take the vectorized kernels of pointwise.h.
+template <typename T>
+bool use_vec() {
+  static const bool on = vec::enabled();
+  return std::is_same_v<T, float> && on;
+}
 
 template <typename A>
 at::TensorOptions acc_options() {

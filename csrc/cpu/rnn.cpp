@@ -21,12 +21,19 @@ std::tuple<at::Tensor, at::Tensor> forward(const Dims& d, const Schedule& sch, c
   T* out = output.data_ptr<T>();
   A* hs = h.data_ptr<A>();
   A* g = gh.data_ptr<A>();
+  const bool vectorized = use_vec<T>();
   for (int64_t s = 0; s < sch.steps(); ++s) {
     const Step st = sch.step(s);
     gemm<A>(false, true, st.rows, H, H, hs, H, w, H, A(0), g, H);
     for_units(st.rows, H, 4, [&](int64_t b, int64_t j0, int64_t j1) {
       const T* xr = x + (st.row + b) * H;
       T* o = out + (st.row + b) * H;
+      if constexpr (std::is_same_v<T, float>) {
+        if (vectorized) {
+          vec::rnn_forward(std::is_same_v<Cell, ReluCell>, xr + j0, g + b * H + j0, o + j0, hs + b * H + j0, j1 - j0);
+          return;
+        }
+      }
       for (int64_t j = j0; j < j1; ++j) {
         const A v = Cell::forward(static_cast<A>(xr[j]) + g[b * H + j]);
         o[j] = static_cast<T>(v);
@@ -56,10 +63,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(const Dims& d, const Sch
   const A* w = W.const_data_ptr<A>();
   A* dp = dpre.data_ptr<A>();
   A* dhs = dh.data_ptr<A>();
+  const bool vectorized = use_vec<T>();
   for (int64_t s = sch.steps() - 1; s >= 0; --s) {
     const Step st = sch.step(s);
     for_units(st.rows, H, 2, [&](int64_t b, int64_t j0, int64_t j1) {
       const int64_t r = (st.row + b) * H;
+      if constexpr (std::is_same_v<T, float>) {
+        if (vectorized) {
+          vec::rnn_backward(std::is_same_v<Cell, ReluCell>, out + r + j0, dhs + b * H + j0, go + r + j0, dp + r + j0,
+                            j1 - j0);
+          return;
+        }
+      }
       for (int64_t j = j0; j < j1; ++j)
         dp[r + j] = Cell::backward(static_cast<A>(out[r + j]), dhs[b * H + j] + static_cast<A>(go[r + j]));
     });
