@@ -100,7 +100,7 @@ def _resolve(args: argparse.Namespace) -> None:
     if args.out is None:
         args.out = args.write_readme.parent / "results" if args.write_readme else Path("bench_out")
     args.cases = _cases(args)
-    args.backends = _backends(args.backends, device.type)
+    args.backends = _backends(args.backends, args.device)
 
 
 def _cases(args: argparse.Namespace) -> list[Case]:
@@ -119,11 +119,13 @@ def _cases(args: argparse.Namespace) -> list[Case]:
     return cases
 
 
-def _backends(requested: list[str] | None, device_type: str) -> list[str]:
+def _backends(requested: list[str] | None, device: str) -> list[str]:
     if requested is None:
-        chosen = [b for b in available_backends() if b not in EXCLUDED and b not in OPT_IN]
-        # Triton on a CPU is its interpreter: a test facility too.
-        return [b for b in chosen if not (b == Backend.TRITON.value and device_type == "cpu")]
+        # The available backends that run float32 on this device (Triton on a CPU is its interpreter: a test
+        # facility too); _runnable then says which of them cannot run another dtype of the sweep.
+        probe = torch.empty(0, device=device)
+        return [b for b in available_backends() if b not in EXCLUDED and b not in OPT_IN
+                and why_not(Backend(b), probe) is None and not (b == Backend.TRITON.value and probe.is_cpu)]
     for name in requested:
         if name in EXCLUDED:
             raise ValueError(f"--backends: {name}: {EXCLUDED[name]}")
@@ -166,14 +168,13 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings():
         # torch.nn.LSTM with proj_size on CPU says once that oneDNN cannot run it: known, not news per run.
         warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
-        peaks = {dt: peak_flops(args.device, DTYPES[dt], args.threads, args.min_run_time)
-                 for dt in dict.fromkeys(c.dtype for c in args.cases)}
+        peak = peak_flops(args.device, args.threads, args.min_run_time)
         results = run_sweep(args.cases, lambda c: runnable[c.dtype], args.device, args.threads,
-                            args.min_run_time, peaks, progress=not args.no_progress)
-    meta["peak_flops"] = peaks
+                            args.min_run_time, peak, progress=not args.no_progress)
+    meta["peak_flops"] = peak
     checks = check(results)
 
-    print("\n".join(report.machine_lines(machine, peaks)))
+    print("\n".join(report.machine_lines(machine, peak)))
     print()
     print(report.render_text(*report.table(results)))
     if checks:
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     report.write_json(args.out / "bench.json", meta, results, checks)
-    report.write_csv(args.out / "bench.csv", machine, peaks, results)
+    report.write_csv(args.out / "bench.csv", machine, peak, results)
     report.write_plot(args.out / "bench.png", results, f"fastrnn vs torch.nn on {machine['gpu'] or machine['cpu']}"
                       f", {args.threads} threads")
     written = [args.out / n for n in ("bench.json", "bench.csv", "bench.png")]

@@ -95,13 +95,13 @@ def _nan_to_none(value):
     return value
 
 
-def write_csv(path: Path, machine: dict, peaks: dict[str, float], results: list[Result]) -> None:
+def write_csv(path: Path, machine: dict, peak: float, results: list[Result]) -> None:
     fields = [f.name for f in dataclasses.fields(Result)] + ["peak_gflops_per_s"] + list(MACHINE_COLUMNS)
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         for r in results:
-            writer.writerow(dict(dataclasses.asdict(r), peak_gflops_per_s=peaks[r.dtype] / 1e9,
+            writer.writerow(dict(dataclasses.asdict(r), peak_gflops_per_s=peak / 1e9,
                                  **{k: machine[k] for k in MACHINE_COLUMNS}))
 
 
@@ -144,7 +144,7 @@ def _label(r: Result) -> str:
     return f"{r.cell} {r.T},{r.B},{r.I},{r.H}{extra} {r.dtype}"
 
 
-def machine_lines(machine: dict, peaks: dict[str, float]) -> list[str]:
+def machine_lines(machine: dict, peak: float) -> list[str]:
     lines = [f"CPU: {machine['cpu']} ({', '.join(machine['cpu_flags']) or 'no SIMD flags read'}), "
              f"{machine['threads']} threads of {machine['usable_cpus']} usable CPUs"]
     if machine["gpu"]:
@@ -153,8 +153,7 @@ def machine_lines(machine: dict, peaks: dict[str, float]) -> list[str]:
                  f"fastrnn commit {machine['fastrnn_commit'] or 'unknown'}")
     if machine["load_average_1min"] is not None:
         lines.append(f"load average (1 min) when the run started: {machine['load_average_1min']:.2f}")
-    peak = ", ".join(f"{dt} {v / 1e9:.0f} GFLOP/s" for dt, v in peaks.items())
-    lines.append(f"peak (torch.mm {PEAK_N}x{PEAK_N} on {machine['device']}): {peak}")
+    lines.append(f"peak: {peak / 1e9:.0f} GFLOP/s (float32 torch.mm {PEAK_N}x{PEAK_N} on {machine['device']}, this run)")
     return lines
 
 
@@ -178,8 +177,8 @@ def write_readme(path: Path, meta: dict, results: list[Result], checks: list[Che
         "",
         f"Medians in ms. `x`: speedup over {REFERENCE} in the same run with the same weights and inputs "
         "(higher is better). `eff`: the shape's matmul FLOPs (input projection, recurrence and projection; "
-        "backward counted as twice the forward) per second, as a fraction of the same-dtype `torch.mm` peak "
-        "above. `fwd` runs under `torch.no_grad()`; `fwd+bwd` is a training step's forward and backward "
+        "backward counted as twice the forward) per second, as a fraction of the float32 `torch.mm` peak "
+        "above, whatever the row's dtype (so bfloat16 rows can exceed 1). `fwd` runs under `torch.no_grad()`; `fwd+bwd` is a training step's forward and backward "
         "(input and weight gradients).",
         "",
         render_markdown(*table(results)),

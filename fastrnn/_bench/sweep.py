@@ -33,7 +33,7 @@ class Result:
     runs: int = 0
     flops: int = 0
     gflops_per_s: float = float("nan")
-    efficiency: float = float("nan")  # FLOP rate / the same-dtype torch.mm peak of this run
+    efficiency: float = float("nan")  # FLOP rate / this run's float32 torch.mm peak (any dtype)
     speedup: float = float("nan")  # torch.nn median / this median
     max_abs_diff: float = float("nan")  # against torch.nn: output (fwd) or input gradient (fwdbwd)
     error: str = ""
@@ -54,7 +54,7 @@ def _error(e: Exception) -> str:
 
 
 def run_sweep(cases: list[Case], backends: Callable[[Case], list[str]], device: str, threads: int,
-              min_run_time: float, peaks: dict[str, float], progress: bool = True) -> list[Result]:
+              min_run_time: float, peak: float, progress: bool = True) -> list[Result]:
     """``backends(case)`` lists the fastrnn backends to time beside torch.nn for that case."""
     total = sum((1 + len(backends(c))) * len(MODES) for c in cases)
     results = []
@@ -76,7 +76,7 @@ def run_sweep(cases: list[Case], backends: Callable[[Case], list[str]], device: 
                     row = rows[name]
                     row.median_ms, row.iqr_ms, row.runs = timing.median_s * 1e3, timing.iqr_s * 1e3, timing.runs
                     row.gflops_per_s = row.flops / timing.median_s / 1e9
-                    row.efficiency = row.flops / timing.median_s / peaks[case.dtype]
+                    row.efficiency = row.flops / timing.median_s / peak
                     row.speedup = rows[REFERENCE].median_ms / row.median_ms if name != REFERENCE else float("nan")
                 results += rows.values()
                 bar.update(len(rows))

@@ -80,10 +80,11 @@ def _summary(times: list[float]) -> Timing:
     return Timing(statistics.median(times), q3 - q1, len(times))
 
 
-def peak_flops(device: str, dtype: torch.dtype, threads: int, min_run_time: float) -> float:
-    """FLOP/s of ``torch.mm`` of two PEAK_N x PEAK_N matrices of ``dtype``: the machine's practical peak."""
+def peak_flops(device: str, threads: int, min_run_time: float) -> float:
+    """FLOP/s of a float32 ``torch.mm`` of two PEAK_N x PEAK_N matrices: the machine's practical peak.
+    One yardstick for every dtype (issue 6's definition; a float16 matmul on a CPU takes seconds)."""
     gen = torch.Generator().manual_seed(0)
-    a, b = (torch.randn(PEAK_N, PEAK_N, generator=gen).to(device, dtype) for _ in range(2))
-    out = torch.empty(PEAK_N, PEAK_N, device=device, dtype=dtype)
+    a, b = (torch.randn(PEAK_N, PEAK_N, generator=gen).to(device) for _ in range(2))
+    out = torch.empty(PEAK_N, PEAK_N, device=device)
     timing = time_calls({"mm": lambda: torch.mm(a, b, out=out)}, device, threads, min_run_time)["mm"]
     return 2 * PEAK_N**3 / timing.median_s
