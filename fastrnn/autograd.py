@@ -15,7 +15,15 @@ from . import reference
 from .backends import Backend, ops_for
 
 
+# Each fused backend's op namespace, read directly while torch.compile traces: Dynamo cannot trace
+# ops_for, which may build or import the backend (functional.py loads it when it selects the backend).
+_NAMESPACES = {Backend.CPU: "fastrnn", Backend.CUDA: "fastrnn", Backend.CUDA_EMULATED: "fastrnn_emulated",
+               Backend.TRITON: "fastrnn_triton"}
+
+
 def _op(backend: str, name: str):
+    if torch.compiler.is_compiling():
+        return getattr(getattr(torch.ops, _NAMESPACES[Backend(backend)]), name)
     return getattr(ops_for(Backend(backend)), name)
 
 

@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
-from . import reference
+from . import backends, reference
 from .autograd import GRUFunction, LSTMFunction, RNNFunction
-from .backends import Backend, select
+from .backends import Backend, ops_for, select
 
 _GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 
@@ -28,6 +28,24 @@ def _autocast_dtype(x: Tensor) -> torch.dtype | None:
     if torch.is_autocast_enabled(device):
         return torch.get_autocast_dtype(device)
     return None
+
+
+@torch.compiler.assume_constant_result
+def _select_when_tracing(device: torch.device, dtype: torch.dtype, requested, override) -> str:
+    """``select`` run once by torch.compile at trace time: it inspects the process (the extension,
+    ``FASTRNN_BACKEND``), which Dynamo cannot trace. ``override`` (the innermost ``use_backend``) is
+    an argument only so the compiled graph is guarded on it; the environment is read when compiling."""
+    chosen = select(torch.empty(0, device=device, dtype=dtype), requested)
+    if chosen is not Backend.TORCH:
+        ops_for(chosen)  # loads the backend's ops now: the traced code then finds them in torch.ops
+    return chosen.value
+
+
+def _select(x: Tensor, requested) -> Backend:
+    if torch.compiler.is_compiling():
+        override = backends._override[-1] if backends._override else None
+        return Backend(_select_when_tracing(x.device, x.dtype, requested, override))
+    return select(x, requested)
 
 
 def _layer(weights: Sequence[Tensor], index: int, bias: bool, proj: bool):
@@ -77,8 +95,13 @@ def _check_weights(mode: str, weights: Sequence[Tensor], bias: bool, num_layers:
 
 
 def _check_state(name: str, h: Tensor, expected: tuple[int, ...], x: Tensor, check_dtype: bool) -> None:
-    if tuple(h.shape) != expected:
+    layers, batch, size = expected
+    tracing = torch.compiler.is_compiling()
+    if h.dim() != 3 or h.shape[0] != layers or h.shape[2] != size or (not tracing and h.shape[1] != batch):
         raise RuntimeError(f"Expected {name} size {expected}, got {list(h.shape)}")
+    # The batch of packed input is data (batch_sizes[0]), an unbacked size under torch.compile, where
+    # Python cannot branch on it: torch._check makes the comparison a runtime assert of the graph.
+    torch._check(h.shape[1] == batch, lambda: f"Expected {name} to have the input's batch size in dimension 1")
     if h.device != x.device:
         raise RuntimeError(f"{name} is on {h.device} but input is on {x.device}")
     if check_dtype and h.dtype != x.dtype:
@@ -205,7 +228,7 @@ def _forward(mode: str, input, hx, weights: Sequence[Tensor], bias: bool, num_la
         hx = tuple(h.to(compute).contiguous() for h in hx)
     h0, c0 = hx[0], (hx[1] if mode == "lstm" else None)
 
-    chosen = select(x, backend) if batch else Backend.TORCH  # an empty batch has nothing to fuse
+    chosen = _select(x, backend) if x.shape[:-1].numel() else Backend.TORCH  # an empty batch has nothing to fuse
     out, h_n, c_n = _stack(mode, x, h0, c0, weights, bias, proj, num_layers, dropout, training, num_dirs,
                            batch_sizes, chosen)
 
