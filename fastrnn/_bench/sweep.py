@@ -58,7 +58,7 @@ def run_sweep(cases: list[Case], backends: Callable[[Case], list[str]], device: 
     """``backends(case)`` lists the fastrnn backends to time beside torch.nn for that case."""
     total = sum((1 + len(backends(c))) * len(MODES) for c in cases)
     results = []
-    with tqdm(total=total, desc="bench", unit="timing", disable=None if progress else True, dynamic_ncols=True) as bar:
+    with tqdm(total=total, desc="bench", unit="timing", disable=not progress, mininterval=1.0, dynamic_ncols=True) as bar:
         for case in cases:
             torch.manual_seed(0)
             reference = build_reference(case, device)
