@@ -36,8 +36,12 @@ def _sources() -> tuple[list[Path], list[Path], list[Path]]:
     launchers = sorted((_CSRC / "cuda").glob("*.cpp"))
     if not kernels or not launchers:
         raise RuntimeError(f"fastrnn: the cuda_emulated backend needs the C++ sources in {_CSRC}, which are missing")
-    headers = sorted(p for p in _CSRC.rglob("*.h"))
-    return kernels, launchers, kernels + launchers + headers
+    return kernels, launchers, kernels + launchers + headers()
+
+
+def headers() -> list[Path]:
+    """The headers the emulated build can include (not the CPU backend's)."""
+    return sorted([*_CSRC.glob("*.h"), *(_CSRC / "simt").glob("*.h"), *(_CSRC / "cuda").rglob("*.h")])
 
 
 def _write_if_changed(path: Path, text: str) -> None:

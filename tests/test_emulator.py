@@ -104,7 +104,7 @@ def k():
     from torch.utils import cpp_extension
 
     kernels = TESTS / "emulator_kernels.cu"
-    inputs = [kernels] + sorted(CSRC.rglob("*.h"))
+    inputs = [kernels] + _emulated.headers()
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in inputs)).hexdigest()[:16]
     build = _emulated.cache_dir() / "simt_test"
     build.mkdir(parents=True, exist_ok=True)
@@ -197,3 +197,14 @@ def test_half_and_bfloat16_conversions_match_torch(k):
     assert torch.equal(bf16, x.bfloat16().float())
     nan_half, nan_bf16 = k.round_trip(torch.tensor([float("nan")]))
     assert nan_half.isnan().all() and nan_bf16.isnan().all()
+
+
+def test_launches_from_several_threads(k):
+    # Launches are serialized; each OS thread has its own fibers, stacks and static shared memory.
+    from concurrent.futures import ThreadPoolExecutor
+
+    xs = [torch.randn(16, 16) for _ in range(8)]
+    with ThreadPoolExecutor(4) as pool:
+        outs = list(pool.map(lambda x: k.transpose(x, True), xs))
+    for x, out in zip(xs, outs):
+        assert torch.equal(out, x.t())
