@@ -1,0 +1,92 @@
+"""Autograd beyond what cuDNN allows: backward in eval mode, double backward (gradient penalties),
+and torch.func.functional_call with weights other than the module's. Against torch.nn on CPU."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.func import functional_call
+
+import fastrnn
+from _models import flatten, make_input, twins
+from fastrnn.backends import triton_interpreted
+
+BACKENDS = [pytest.param("torch", id="torch")] + [
+    pytest.param(p.values[0][0].value, id=p.id, marks=p.marks) for p in __import__("conftest").FUSED]
+FAMILIES = ("rnn_relu", "lstm_proj", "gru")
+
+
+def _grads(model, build, leaves, create_graph=False):
+    outs = flatten(model(*build()))
+    return torch.autograd.grad(sum((o * o.detach().cos()).sum() for o in outs), leaves + list(model.parameters()),
+                               create_graph=create_graph)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cell", FAMILIES)
+def test_backward_in_eval_mode(cell, backend):
+    ref, fast = twins(cell, backend=backend, num_layers=2, dropout=0.5)
+    ref.eval(), fast.eval()
+    build, leaves = make_input("padded", ref)
+    names = ["input", "h0", "c0"][:len(leaves)] + [n for n, _ in ref.named_parameters()]
+    for name, a, b in zip(names, _grads(fast, build, leaves), _grads(ref, build, leaves), strict=True):
+        torch.testing.assert_close(a, b, msg=lambda m: f"grad {name}: {m}")
+
+
+def _gradient_penalty(model, build, leaves):
+    """``d/d(everything) of |d loss / d input|``, the second-order gradient a WGAN-GP style penalty needs."""
+    first = _grads(model, build, leaves, create_graph=True)
+    penalty = first[0].norm() + sum(g.square().sum() for g in first[len(leaves):])
+    return torch.autograd.grad(penalty, leaves + list(model.parameters()))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cell,kind,bidirectional", [(c, "padded", False) for c in FAMILIES]
+                         + [("lstm", "packed_unsorted", True)])
+def test_double_backward_matches_torch(cell, kind, bidirectional, backend):
+    # float64: torch.nn's float32 CPU LSTM runs oneDNN, whose backward is not differentiable twice.
+    ref, fast = twins(cell, backend=backend, dtype=torch.float64, bidirectional=bidirectional)
+    build, leaves = make_input(kind, ref, dtype=torch.float64)
+    names = ["input", "h0", "c0"][:len(leaves)] + [n for n, _ in ref.named_parameters()]
+    for name, a, b in zip(names, _gradient_penalty(fast, build, leaves), _gradient_penalty(ref, build, leaves),
+                          strict=True):
+        torch.testing.assert_close(a, b, msg=lambda m: f"second-order grad {name}: {m}")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gradgradcheck(backend):
+    """The second derivatives are those of the function itself, not just equal to torch.nn's."""
+    if backend == "triton" and triton_interpreted():
+        pytest.skip("~150 interpreted Triton forwards: too slow; test_double_backward_matches_torch covers triton")
+    _, fast = twins("gru", backend=backend, input_size=2, hidden=3, dtype=torch.float64)
+    weights = [w.detach().requires_grad_() for w in fast._flat_weights]
+    x = torch.randn(3, 2, 2, dtype=torch.float64, requires_grad=True)
+
+    def run(x, *weights):
+        out, h = fastrnn.functional.gru(x, None, list(weights), backend=backend)
+        return out, h
+
+    assert torch.autograd.gradgradcheck(run, (x, *weights))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cell", ("rnn_tanh", "lstm", "gru"))
+def test_functional_call_with_other_weights(cell, backend):
+    ref, fast = twins(cell, backend=backend, num_layers=2, bidirectional=True)
+    own = {n: p.detach().clone() for n, p in fast.named_parameters()}
+    other = {n: (torch.randn_like(p) * 0.3).requires_grad_() for n, p in fast.named_parameters()}
+    ref.load_state_dict(other)
+    build, leaves = make_input("padded", ref)
+
+    got = flatten(functional_call(fast, other, build()))
+    expected = flatten(ref(*build()))
+    for a, b in zip(got, expected, strict=True):
+        torch.testing.assert_close(a, b)
+    grads = torch.autograd.grad(sum(t.sum() for t in got), list(other.values()))
+    expected_grads = torch.autograd.grad(sum(t.sum() for t in expected), list(ref.parameters()))
+    for name, a, b in zip(other, grads, expected_grads, strict=True):
+        torch.testing.assert_close(a, b, msg=lambda m: f"grad {name}: {m}")
+    # The module's own parameters are untouched and used again afterwards.
+    assert all(torch.equal(p, own[n]) for n, p in fast.named_parameters())
+    ref.load_state_dict(own)
+    for a, b in zip(flatten(fast(*build())), flatten(ref(*build()))):
+        torch.testing.assert_close(a, b)
