@@ -157,4 +157,21 @@ void early_exit_shuffle(float* x) {
   launch("early_exit_shuffle_kernel", &early_exit_shuffle_kernel, config(dim3(1), dim3(32)), make_dptr(x, 32));
 }
 
+// Bug: the two halves of the block meet at different __syncthreads() calls.
+__global__ void divergent_barrier_kernel(dptr<float> x) {
+  const unsigned t = threadIdx.x;
+  if (t < 16) {
+    x[t] = 1.0f;
+    __syncthreads();
+    x[t] += x[t + 16];
+  } else {
+    __syncthreads();
+    x[t] = 2.0f;
+  }
+}
+
+void divergent_barrier(float* x) {
+  launch("divergent_barrier_kernel", &divergent_barrier_kernel, config(dim3(1), dim3(32)), make_dptr(x, 32));
+}
+
 }  // namespace simt_test

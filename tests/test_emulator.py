@@ -79,6 +79,12 @@ Tensor off_by_one(const Tensor& x) {
   return out;
 }
 
+Tensor divergent_barrier(const Tensor& x) {
+  Tensor out = x.clone();
+  simt_test::divergent_barrier(out.data_ptr<float>());
+  return out;
+}
+
 Tensor early_exit_shuffle(const Tensor& x) {
   Tensor out = x.clone();
   simt_test::early_exit_shuffle(out.data_ptr<float>());
@@ -95,6 +101,7 @@ TORCH_LIBRARY(fastrnn_simt_test, m) {
   m.def("round_trip", round_trip);
   m.def("off_by_one", off_by_one);
   m.def("early_exit_shuffle", early_exit_shuffle);
+  m.def("divergent_barrier", divergent_barrier);
 }
 """
 
@@ -185,6 +192,11 @@ def test_out_of_bounds_index_raises(k):
 def test_shuffle_with_an_exited_lane_raises(k):
     with pytest.raises(RuntimeError, match="lane 0, which has exited"):
         k.early_exit_shuffle(torch.zeros(32))
+
+
+def test_divergent_barrier_raises(k):
+    with pytest.raises(RuntimeError, match="divergent barrier"):
+        k.divergent_barrier(torch.zeros(32))
 
 
 def test_half_and_bfloat16_conversions_match_torch(k):

@@ -78,6 +78,7 @@ struct Fiber {
   unsigned rank;
   State state;
   unsigned mask;    // the lanes a warp collective waits for
+  const void* site; // the __syncthreads call a thread waits at
   uint64_t value;   // this lane's contribution to a warp collective
 };
 
@@ -175,9 +176,10 @@ inline Fiber& self(const char* what) {
 }
 
 // Suspends the calling thread in `state` until the scheduler releases it.
-inline void block_on(State state, const char* what) {
+inline void block_on(State state, const char* what, const void* site = nullptr) {
   Fiber& f = self(what);
   f.state = state;
+  f.site = site;
   swapcontext(&f.ctx, &cur_block->scheduler);
 }
 
@@ -243,6 +245,17 @@ inline void release(Block& b) {
   if (at_grid == live && b.grid_barrier == nullptr)
     throw error("simt: grid.sync() needs a cooperative launch (kernel " + std::string(b.kernel) + ")");
   if (at_grid == live) b.grid_barrier->arrive_and_wait();
+  if (at_block == live) {
+    const void* site = nullptr;
+    for (unsigned i = 0; i < b.nthreads; ++i) {
+      const Fiber& f = b.fibers[i];
+      if (f.state == State::Done) continue;
+      if (site != nullptr && f.site != site)
+        throw error("simt: divergent barrier: threads of a block wait at different __syncthreads() calls (kernel " +
+                    std::string(b.kernel) + ")");
+      site = f.site;
+    }
+  }
   if (at_block != live && at_grid != live)
     throw error("simt: deadlock: of " + std::to_string(live) + " running threads " + std::to_string(at_block) +
                 " wait at __syncthreads, " + std::to_string(at_grid) + " at grid.sync and the rest at warp "
@@ -261,6 +274,7 @@ inline void run_block(Block& b) {
     f.state = State::Ready;
     f.mask = 0;
     f.value = 0;
+    f.site = nullptr;
     getcontext(&f.ctx);
     f.ctx.uc_stack.ss_sp = stack_pool.get(r);
     f.ctx.uc_stack.ss_size = StackPool::kStack;
@@ -474,7 +488,11 @@ ptr<T> dynamic_shared() {
 
 // ---- synchronization and warp collectives -----------------------------------------------------
 
-inline void __syncthreads() { ::simt::detail::block_on(::simt::detail::State::AtBlockBarrier, "__syncthreads"); }
+// Not inlined, so its return address identifies the call site: threads of a block waiting at
+// different __syncthreads() calls is a divergent barrier, an error.
+__attribute__((noinline)) inline void __syncthreads() {
+  ::simt::detail::block_on(::simt::detail::State::AtBlockBarrier, "__syncthreads", __builtin_return_address(0));
+}
 inline void __syncwarp(unsigned mask = 0xffffffffu) {
   ::simt::detail::warp_exchange<int>(mask, 0, "__syncwarp", [](auto, unsigned, unsigned) { return 0; });
 }
