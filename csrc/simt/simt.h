@@ -13,7 +13,9 @@
 // - simt::ptr<T> is a bounds-checked pointer for kernel parameters: an out-of-bounds access
 //   throws simt::error, which the launch rethrows on the host (RuntimeError in Python).
 // - Deadlocks (threads waiting at different barriers, a warp collective naming an exited lane)
-//   throw instead of hanging. Launches are serialized by one mutex.
+//   and divergent __syncthreads (threads of a block at different calls) throw instead of
+//   hanging; exited threads count as arrived at __syncthreads. Launches are serialized by one
+//   mutex. Not emulated: dynamic parallelism, texture/constant memory, memory-model reordering.
 #pragma once
 
 #include <sys/mman.h>
