@@ -62,6 +62,12 @@ inline kernels::Buf buf(const at::Tensor& t) {
   TORCH_INTERNAL_ASSERT(t.is_contiguous());
   return {t.data_ptr(), t.numel()};
 }
+// Rows [row, row + n) of a contiguous 2-D tensor as a kernel buffer, without the cost of a
+// tensor view (the time loop runs on the host once per step).
+inline kernels::Buf buf(const at::Tensor& m, int64_t row, int64_t n) {
+  TORCH_INTERNAL_ASSERT(m.dim() == 2 && m.is_contiguous() && row >= 0 && row + n <= m.size(0));
+  return {static_cast<char*>(m.data_ptr()) + row * m.size(1) * m.element_size(), n * m.size(1)};
+}
 inline kernels::Buf none() { return {nullptr, 0}; }
 
 // Rows [row, row + n) of a row-major matrix.
@@ -71,7 +77,7 @@ inline at::Tensor head(const at::Tensor& m, int64_t n) { return m.narrow(0, 0, n
 
 // The rows of the previously processed step (h_{t-1} of the first prev_rows rows), or none.
 inline kernels::Buf prev(const at::Tensor& m, const Step& s) {
-  return s.prev_rows > 0 ? buf(rows(m, s.prev_row, s.prev_rows)) : none();
+  return s.prev_rows > 0 ? buf(m, s.prev_row, s.prev_rows) : none();
 }
 
 inline kernels::StepRows step_rows(const Step& s) { return {s.rows, s.prev_rows}; }

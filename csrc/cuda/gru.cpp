@@ -28,8 +28,8 @@ std::tuple<Tensor, Tensor, Tensor> gru_forward(const Tensor& xw, const Tensor& w
     Tensor gh_n = head(gh, st.rows), h_n = head(h, st.rows);
     at::mm_out(gh_n, h_n, w_t);
     kernels::gru_forward_step(dtype_tag(xw), ctx.stream(), step_rows(st), d.H,
-                              {buf(rows(x, st.row, st.rows)), buf(gh_n), b.defined() ? buf(b) : none(), buf(h_n),
-                               buf(rows(workspace, st.row, st.rows)), buf(rows(out, st.row, st.rows))});
+                              {buf(x, st.row, st.rows), buf(gh_n), b.defined() ? buf(b) : none(), buf(h_n),
+                               buf(workspace, st.row, st.rows), buf(out, st.row, st.rows)});
   }
   return {out.view(d.seq(d.H)), h, workspace.view(d.seq(4 * d.H))};
 }
@@ -55,9 +55,9 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> gru_backward(const Tensor& grad_outpu
     const Step st = s.step(k);
     Tensor dh_n = head(dh, st.rows), dd = head(dh_direct, st.rows), ggh = rows(grad_gh, st.row, st.rows);
     kernels::gru_backward_step(dtype_tag(go), ctx.stream(), step_rows(st), d.H,
-                               {buf(rows(ws, st.row, st.rows)), prev(out, st), buf(head(h0c, st.rows)),
-                                buf(rows(go, st.row, st.rows)), buf(dh_n), buf(rows(grad_xw, st.row, st.rows)),
-                                buf(ggh), buf(dd), buf(rows(h_prev, st.row, st.rows))});
+                               {buf(ws, st.row, st.rows), prev(out, st), buf(h0c, 0, st.rows),
+                                buf(go, st.row, st.rows), buf(dh_n), buf(grad_xw, st.row, st.rows),
+                                buf(ggh), buf(dd), buf(h_prev, st.row, st.rows)});
     at::addmm_out(dh_n, dd, ggh, w);
   }
   // The schema returns a [H] gradient even without b_hn: zeros then.

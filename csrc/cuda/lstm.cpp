@@ -33,8 +33,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> lstm_forward(const Tensor& xw
     Tensor pre_n = head(pre, st.rows), h_n = head(h, st.rows), o = rows(out, st.row, st.rows);
     at::addmm_out(pre_n, rows(x, st.row, st.rows), h_n, w_t);
     kernels::lstm_forward_step(dtype_tag(xw), ctx.stream(), step_rows(st), d.H,
-                               {buf(pre_n), buf(head(c, st.rows)), buf(rows(gates, st.row, st.rows)),
-                                buf(rows(cells, st.row, st.rows)), proj ? buf(head(h_unproj, st.rows)) : buf(o),
+                               {buf(pre_n), buf(c, 0, st.rows), buf(gates, st.row, st.rows),
+                                buf(cells, st.row, st.rows), proj ? buf(h_unproj, 0, st.rows) : buf(o),
                                 proj ? none() : buf(h_n)});
     if (proj) {
       at::mm_out(o, head(h_unproj, st.rows), wr_t);
@@ -67,20 +67,20 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> lstm_backward(
   Tensor dh_unproj = proj ? at::empty({d.B, d.H}, opts) : Tensor();
   for (int64_t k = s.steps() - 1; k >= 0; --k) {
     const Step st = s.step(k);
-    Tensor dh_n = head(dh, st.rows), gx = rows(grad_xw, st.row, st.rows), go_t = rows(go, st.row, st.rows);
-    kernels::Buf dh_a = buf(go_t), dh_b = buf(dh_n);
+    Tensor dh_n = head(dh, st.rows), gx = rows(grad_xw, st.row, st.rows);
+    kernels::Buf dh_a = buf(go, st.row, st.rows), dh_b = buf(dh_n);
     if (proj) {
       Tensor dsum = rows(dh_all, st.row, st.rows), dhu = head(dh_unproj, st.rows);
-      at::add_out(dsum, go_t, dh_n);
+      at::add_out(dsum, rows(go, st.row, st.rows), dh_n);
       at::mm_out(dhu, dsum, wr);
       dh_a = buf(dhu);
       dh_b = none();
     }
     kernels::lstm_backward_step(dtype_tag(go), ctx.stream(), step_rows(st), d.H, d.P,
-                                {buf(rows(g, st.row, st.rows)), buf(rows(cs, st.row, st.rows)), prev(cs, st),
-                                 buf(head(c0c, st.rows)), dh_a, dh_b, buf(head(dc, st.rows)), buf(gx),
-                                 proj ? buf(rows(h_unproj, st.row, st.rows)) : none(), prev(out, st),
-                                 buf(head(h0c, st.rows)), buf(rows(h_prev, st.row, st.rows))});
+                                {buf(g, st.row, st.rows), buf(cs, st.row, st.rows), prev(cs, st),
+                                 buf(c0c, 0, st.rows), dh_a, dh_b, buf(dc, 0, st.rows), buf(gx),
+                                 proj ? buf(h_unproj, st.row, st.rows) : none(), prev(out, st),
+                                 buf(h0c, 0, st.rows), buf(h_prev, st.row, st.rows)});
     at::mm_out(dh_n, gx, w);
   }
   Tensor grad_w_hr = proj ? at::mm(dh_all.t(), h_unproj) : at::empty({0}, opts);

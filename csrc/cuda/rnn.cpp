@@ -44,9 +44,9 @@ std::tuple<Tensor, Tensor, Tensor> rnn_backward(kernels::Activation act, const c
     const Step st = s.step(k);
     Tensor gx = rows(grad_xw, st.row, st.rows), dh_n = head(dh, st.rows);
     kernels::rnn_backward_step(act, dtype_tag(go), ctx.stream(), step_rows(st), d.H,
-                               {buf(rows(out, st.row, st.rows)), buf(rows(go, st.row, st.rows)), buf(dh_n),
-                                prev(out, st), buf(head(h0c, st.rows)), buf(gx),
-                                buf(rows(h_prev, st.row, st.rows))});
+                               {buf(out, st.row, st.rows), buf(go, st.row, st.rows), buf(dh_n),
+                                prev(out, st), buf(h0c, 0, st.rows), buf(gx),
+                                buf(h_prev, st.row, st.rows)});
     at::mm_out(dh_n, gx, w);
   }
   return {grad_xw.view(d.seq(d.H)), at::mm(grad_xw.t(), h_prev), dh};
