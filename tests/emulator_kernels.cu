@@ -89,7 +89,7 @@ void transpose(const float* in, int rows, int cols, bool sync, float* out) {
 }
 
 // out = each block's slice of x reversed, through dynamic shared memory.
-__global__ void block_reverse_kernel(int64_t n, bool sync, dptr<const float> x, dptr<float> out) {
+__global__ void block_reverse_kernel(bool sync, dptr<const float> x, dptr<float> out) {
   FASTRNN_DYNAMIC_SHARED(float, s);
   const int64_t base = int64_t(blockIdx.x) * blockDim.x;
   const unsigned t = threadIdx.x;
@@ -100,7 +100,7 @@ __global__ void block_reverse_kernel(int64_t n, bool sync, dptr<const float> x, 
 
 void block_reverse(const float* x, int64_t n, int block, bool sync, float* out) {
   launch("block_reverse_kernel", &block_reverse_kernel,
-         config(dim3(unsigned(n / block)), dim3(unsigned(block)), block * sizeof(float)), n, sync, make_dptr(x, n),
+         config(dim3(unsigned(n / block)), dim3(unsigned(block)), block * sizeof(float)), sync, make_dptr(x, n),
          make_dptr(out, n));
 }
 

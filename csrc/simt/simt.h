@@ -393,7 +393,7 @@ R warp_exchange(unsigned mask, uint64_t value, const char* what, F read) {
 }
 
 template <typename T>
-T shfl(unsigned mask, T var, int src, int width, const char* what) {
+T shfl(unsigned mask, T var, int src, const char* what) {
   static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= 8, "shuffle of a type larger than 8 bytes");
   uint64_t bits = 0;
   std::memcpy(&bits, &var, sizeof(T));
@@ -511,21 +511,21 @@ template <typename T>
 T __shfl_sync(unsigned mask, T var, int src_lane, int width = warpSize) {
   ::simt::detail::check_width(width, "__shfl_sync");
   const int lane = static_cast<int>(::simt::detail::self("__shfl_sync").rank & 31u);
-  return ::simt::detail::shfl(mask, var, (lane & ~(width - 1)) + (src_lane & (width - 1)), width, "__shfl_sync");
+  return ::simt::detail::shfl(mask, var, (lane & ~(width - 1)) + (src_lane & (width - 1)), "__shfl_sync");
 }
 template <typename T>
 T __shfl_up_sync(unsigned mask, T var, unsigned delta, int width = warpSize) {
   ::simt::detail::check_width(width, "__shfl_up_sync");
   const int lane = static_cast<int>(::simt::detail::self("__shfl_up_sync").rank & 31u);
   const int src = lane - static_cast<int>(delta);
-  return ::simt::detail::shfl(mask, var, src < (lane & ~(width - 1)) ? -1 : src, width, "__shfl_up_sync");
+  return ::simt::detail::shfl(mask, var, src < (lane & ~(width - 1)) ? -1 : src, "__shfl_up_sync");
 }
 template <typename T>
 T __shfl_down_sync(unsigned mask, T var, unsigned delta, int width = warpSize) {
   ::simt::detail::check_width(width, "__shfl_down_sync");
   const int lane = static_cast<int>(::simt::detail::self("__shfl_down_sync").rank & 31u);
   const int src = lane + static_cast<int>(delta);
-  return ::simt::detail::shfl(mask, var, src >= (lane & ~(width - 1)) + width ? -1 : src, width, "__shfl_down_sync");
+  return ::simt::detail::shfl(mask, var, src >= (lane & ~(width - 1)) + width ? -1 : src, "__shfl_down_sync");
 }
 template <typename T>
 T __shfl_xor_sync(unsigned mask, T var, int lane_mask, int width = warpSize) {
@@ -533,7 +533,7 @@ T __shfl_xor_sync(unsigned mask, T var, int lane_mask, int width = warpSize) {
   const int lane = static_cast<int>(::simt::detail::self("__shfl_xor_sync").rank & 31u);
   const int src = lane ^ lane_mask;
   // A lane may read from earlier groups of `width` lanes, never from later ones (own value then).
-  return ::simt::detail::shfl(mask, var, src >= (lane & ~(width - 1)) + width ? -1 : src, width, "__shfl_xor_sync");
+  return ::simt::detail::shfl(mask, var, src >= (lane & ~(width - 1)) + width ? -1 : src, "__shfl_xor_sync");
 }
 
 inline unsigned __ballot_sync(unsigned mask, int pred) {
