@@ -32,11 +32,10 @@ namespace fastrnn::cpu {
 template <typename T>
 using acc_t = at::opmath_type<T>;
 
-// Whether float32 pointwise passes take the vectorized kernels of pointwise.h.
+// The vectorized kernels of pointwise.h for float32 passes; null: the scalar loops of cells.h.
 template <typename T>
-bool use_vec() {
-  static const bool on = vec::enabled();
-  return std::is_same_v<T, float> && on;
+const vec::Kernels* vec_kernels() {
+  return std::is_same_v<T, float> ? vec::kernels() : nullptr;
 }
 
 template <typename A>
@@ -56,12 +55,23 @@ at::Tensor acc_copy(const at::Tensor& t) {
   return at::empty(t.sizes(), acc_options<A>()).copy_(t);
 }
 
+// The float32 GEMM through oneDNN (dnnl.cpp), same contract as gemm; false if torch has no oneDNN
+// or it is disabled (torch.backends.mkldnn.enabled = False).
+bool dnnl_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, const float* b,
+               int64_t ldb, float beta, float* c, int64_t ldc);
+// Products at least this large (FLOPs) go to oneDNN: its fixed cost per call (~15 us) is then
+// well below what its faster kernels save.
+constexpr double kDnnlMinFlops = 8e6;
+
 // C[M,N] = op(a) @ op(b) + beta * C, all row-major with leading dimensions lda, ldb, ldc;
 // op(a) is [M,K] (a^T when ta), op(b) is [K,N] (b^T when tb). beta = 0 ignores C's contents.
 template <typename A>
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const A* a, int64_t lda, const A* b, int64_t ldb,
           A beta, A* c, int64_t ldc) {
   if (M == 0 || N == 0) return;
+  if constexpr (std::is_same_v<A, float>) {
+    if (2.0 * M * N * K >= kDnnlMinFlops && dnnl_gemm(ta, tb, M, N, K, a, lda, b, ldb, beta, c, ldc)) return;
+  }
   auto blas = [] {
     if constexpr (std::is_same_v<A, float>) return sgemm_;
     else return dgemm_;

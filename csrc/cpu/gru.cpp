@@ -26,7 +26,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward(const Dims& d, const Sche
   T* ws = workspace.data_ptr<T>();
   A* hs = h.data_ptr<A>();
   A* g = gh.data_ptr<A>();
-  const bool vectorized = use_vec<T>();
+  const vec::Kernels* vk = vec_kernels<T>();
   for (int64_t s = 0; s < sch.steps(); ++s) {
     const Step st = sch.step(s);
     gemm<A>(false, true, st.rows, G, H, hs, H, w, H, A(0), g, G);
@@ -36,8 +36,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward(const Dims& d, const Sche
       const A* gr = g + b * G;
       T* wr = ws + r * 4 * H;
       if constexpr (std::is_same_v<T, float>) {
-        if (vectorized) {
-          vec::gru_forward(xr, gr, bn, H, j0, j1 - j0, wr, out + r * H, hs + b * H);
+        if (vk) {
+          vk->gru_forward(xr, gr, bn, H, j0, j1 - j0, wr, out + r * H, hs + b * H);
           return;
         }
       }
@@ -80,7 +80,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
   T* dx = grad_xw.data_ptr<T>();
   A* dg = dgh.data_ptr<A>();
   A* dhs = dh.data_ptr<A>();
-  const bool vectorized = use_vec<T>();
+  const vec::Kernels* vk = vec_kernels<T>();
   for (int64_t s = sch.steps() - 1; s >= 0; --s) {
     const Step st = sch.step(s);
     for_units(st.rows, H, 6, [&](int64_t b, int64_t j0, int64_t j1) {
@@ -89,8 +89,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
       A* dgr = dg + r * G;
       T* dxr = dx + r * G;
       if constexpr (std::is_same_v<T, float>) {
-        if (vectorized) {
-          vec::gru_backward(wr, hp + r * H, go + r * H, H, j0, j1 - j0, dhs + b * H, dxr, dgr);
+        if (vk) {
+          vk->gru_backward(wr, hp + r * H, go + r * H, H, j0, j1 - j0, dhs + b * H, dxr, dgr);
           return;
         }
       }

@@ -31,7 +31,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
   A* csa = c.data_ptr<A>();
   A* g = gh.data_ptr<A>();
   A* hus = proj ? hu.data_ptr<A>() : nullptr;
-  const bool vectorized = use_vec<T>();
+  const vec::Kernels* vk = vec_kernels<T>();
   for (int64_t s = 0; s < sch.steps(); ++s) {
     const Step st = sch.step(s);
     gemm<A>(false, true, st.rows, G, P, hs, P, w, P, A(0), g, G);
@@ -41,8 +41,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
       const A* gr = g + b * G;
       T* gout = gs + r * G;
       if constexpr (std::is_same_v<T, float>) {
-        if (vectorized) {
-          vec::lstm_forward(xr, gr, H, j0, j1 - j0, csa + b * H, gout, cs + r * H, proj ? nullptr : out + r * H,
+        if (vk) {
+          vk->lstm_forward(xr, gr, H, j0, j1 - j0, csa + b * H, gout, cs + r * H, proj ? nullptr : out + r * H,
                             proj ? hus + b * H : hs + b * H);
           return;
         }
@@ -107,9 +107,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
   A* dhps = proj ? dhp.data_ptr<A>() : nullptr;
   A* hus = proj ? hu.data_ptr<A>() : nullptr;
   A* dhus = proj ? dhu.data_ptr<A>() : nullptr;
-  const bool vectorized = use_vec<T>();
+  const vec::Kernels* vk = vec_kernels<T>();
   // The vectorized pass reads dh_t whole: without a projection it is formed first in dh_sum.
-  at::Tensor dh_sum = (vectorized && !proj) ? at::empty({d.B, H}, ao) : at::Tensor();
+  at::Tensor dh_sum = (vk && !proj) ? at::empty({d.B, H}, ao) : at::Tensor();
   A* dsum = dh_sum.defined() ? dh_sum.data_ptr<A>() : nullptr;
   for (int64_t s = sch.steps() - 1; s >= 0; --s) {
     const Step st = sch.step(s);
@@ -125,11 +125,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
       const T* c_prev = prev_row(st, b, cs, c0p, H);
       A* dgr = dg + r * G;
       if constexpr (std::is_same_v<T, float>) {
-        if (vectorized) {
+        if (vk) {
           const A* dht = proj ? dhus + b * H : dsum + b * H;
           if (!proj)
             for (int64_t j = j0; j < j1; ++j) dsum[b * H + j] = dhs[b * H + j] + go[r * H + j];
-          vec::lstm_backward(gr, c_prev, cs + r * H, H, j0, j1 - j0, dht, dcs + b * H, dgr,
+          vk->lstm_backward(gr, c_prev, cs + r * H, H, j0, j1 - j0, dht, dcs + b * H, dgr,
                              proj ? hus + r * H : nullptr);
           return;
         }

@@ -1,11 +1,11 @@
-// AVX2+FMA builds of the pointwise passes (see pointwise.h). This translation unit alone is
-// compiled for AVX2 (target pragma) and includes nothing but at::vec, so no inline function
-// compiled for AVX2 can leak into the rest of the library; enabled() checks the CPU at run time.
-#include "pointwise.h"
+// The AVX2+FMA build of the pointwise passes. Only this translation unit is compiled for AVX2
+// (a target pragma, as setuptools has no per-file flags) and it includes nothing but at::vec,
+// so no AVX2 code leaks into functions the rest of the library shares; kernels() checks the CPU.
+#include "cpu/pointwise.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
-// The pragma enables the instructions; the feature macros are what -mavx2 -mfma would also
-// define, and at::vec (and the Sleef declarations it uses) select their AVX2 code by them.
+// The pragma enables the instructions; the feature macros are those -mavx2 -mfma would define,
+// by which at::vec and the Sleef declarations it uses select their AVX2 code.
 #pragma GCC target("avx,avx2,fma,f16c")
 #define __AVX__ 1
 #define __AVX2__ 1
@@ -13,138 +13,12 @@
 #define __F16C__ 1
 #define CPU_CAPABILITY AVX2
 #define CPU_CAPABILITY_AVX2
-#include <ATen/cpu/vec/vec.h>
+// GCC's own AVX-512 intrinsics trip a false maybe-uninitialized warning here.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#define FASTRNN_VEC_NS avx2
+#include "cpu/pointwise_kernels.h"
 
-namespace fastrnn::cpu::vec {
-namespace {
-
-using V = at::vec::Vectorized<float>;
-constexpr int64_t W = V::size();
-
-inline V load(const float* p, int64_t k, int64_t n) { return n >= W ? V::loadu(p + k) : V::loadu(p + k, n); }
-inline void store(const V& v, float* p, int64_t k, int64_t n) {
-  if (n >= W) v.store(p + k);
-  else v.store(p + k, n);
-}
-inline V sigmoid(const V& x) { return V(1.f) / (V(1.f) + x.neg().exp()); }
-
-// f(k, count) over [0, n) in vector-wide chunks (the last one partial).
-template <typename F>
-inline void chunks(int64_t n, const F& f) {
-  for (int64_t k = 0; k < n; k += W) f(k, n - k);
-}
-
-}  // namespace
-
-bool enabled() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
-
-void rnn_forward(bool relu, const float* x, const float* g, float* out, float* h, int64_t n) {
-  chunks(n, [&](int64_t k, int64_t m) {
-    const V pre = load(x, k, m) + load(g, k, m);
-    const V v = relu ? at::vec::maximum(pre, V(0.f)) : pre.tanh();
-    store(v, out, k, m);
-    store(v, h, k, m);
-  });
-}
-
-void rnn_backward(bool relu, const float* h, const float* dh, const float* gout, float* dpre, int64_t n) {
-  chunks(n, [&](int64_t k, int64_t m) {
-    const V hv = load(h, k, m), d = load(dh, k, m) + load(gout, k, m);
-    const V v = relu ? V::blendv(V(0.f), d, hv > V(0.f)) : d * (V(1.f) - hv * hv);
-    store(v, dpre, k, m);
-  });
-}
-
-void lstm_forward(const float* x, const float* g, int64_t H, int64_t j0, int64_t n, float* c, float* gates,
-                  float* cells, float* out, float* h) {
-  chunks(n, [&](int64_t k, int64_t m) {
-    const int64_t j = j0 + k;
-    const V i = sigmoid(load(x, j, m) + load(g, j, m));
-    const V f = sigmoid(load(x, H + j, m) + load(g, H + j, m));
-    const V gg = (load(x, 2 * H + j, m) + load(g, 2 * H + j, m)).tanh();
-    const V o = sigmoid(load(x, 3 * H + j, m) + load(g, 3 * H + j, m));
-    const V cc = f * load(c, j, m) + i * gg;
-    const V hh = o * cc.tanh();
-    store(i, gates, j, m);
-    store(f, gates, H + j, m);
-    store(gg, gates, 2 * H + j, m);
-    store(o, gates, 3 * H + j, m);
-    store(cc, cells, j, m);
-    store(cc, c, j, m);
-    if (out) store(hh, out, j, m);
-    store(hh, h, j, m);
-  });
-}
-
-void lstm_backward(const float* gates, const float* c_prev, const float* cells, int64_t H, int64_t j0, int64_t n,
-                   const float* dh, float* dc, float* dgates, float* hu) {
-  const V one(1.f);
-  chunks(n, [&](int64_t k, int64_t m) {
-    const int64_t j = j0 + k;
-    const V i = load(gates, j, m), f = load(gates, H + j, m), g = load(gates, 2 * H + j, m),
-            o = load(gates, 3 * H + j, m), c = load(cells, j, m), d = load(dh, j, m);
-    const V tc = c.tanh();
-    const V dct = load(dc, j, m) + d * o * (one - tc * tc);
-    store(dct * g * i * (one - i), dgates, j, m);
-    store(dct * load(c_prev, j, m) * f * (one - f), dgates, H + j, m);
-    store(dct * i * (one - g * g), dgates, 2 * H + j, m);
-    store(d * tc * o * (one - o), dgates, 3 * H + j, m);
-    store(dct * f, dc, j, m);
-    if (hu) store(o * tc, hu, j, m);
-  });
-}
-
-void gru_forward(const float* x, const float* g, const float* bn, int64_t H, int64_t j0, int64_t n, float* ws,
-                 float* out, float* h) {
-  chunks(n, [&](int64_t k, int64_t m) {
-    const int64_t j = j0 + k;
-    const V hn = bn ? load(g, 2 * H + j, m) + load(bn, j, m) : load(g, 2 * H + j, m);
-    const V r = sigmoid(load(x, j, m) + load(g, j, m));
-    const V z = sigmoid(load(x, H + j, m) + load(g, H + j, m));
-    const V nn = (load(x, 2 * H + j, m) + r * hn).tanh();
-    const V hh = (V(1.f) - z) * nn + z * load(h, j, m);
-    store(r, ws, j, m);
-    store(z, ws, H + j, m);
-    store(nn, ws, 2 * H + j, m);
-    store(hn, ws, 3 * H + j, m);
-    store(hh, out, j, m);
-    store(hh, h, j, m);
-  });
-}
-
-void gru_backward(const float* ws, const float* hp, const float* gout, int64_t H, int64_t j0, int64_t n, float* dh,
-                  float* dx, float* dg) {
-  const V one(1.f);
-  chunks(n, [&](int64_t k, int64_t m) {
-    const int64_t j = j0 + k;
-    const V r = load(ws, j, m), z = load(ws, H + j, m), nn = load(ws, 2 * H + j, m), hn = load(ws, 3 * H + j, m);
-    const V d = load(dh, j, m) + load(gout, j, m);
-    const V dxn = d * (one - z) * (one - nn * nn);
-    const V dxr = dxn * hn * r * (one - r);
-    const V dxz = d * (load(hp, j, m) - nn) * z * (one - z);
-    store(dxr, dx, j, m);
-    store(dxz, dx, H + j, m);
-    store(dxn, dx, 2 * H + j, m);
-    store(dxr, dg, j, m);
-    store(dxz, dg, H + j, m);
-    store(dxn * r, dg, 2 * H + j, m);
-    store(d * z, dh, j, m);
-  });
-}
-
-}  // namespace fastrnn::cpu::vec
-
-#else  // no AVX2 build: enabled() is false, the scalar loops of cells.h run and these are never called
-
-namespace fastrnn::cpu::vec {
-bool enabled() { return false; }
-void rnn_forward(bool, const float*, const float*, float*, float*, int64_t) {}
-void rnn_backward(bool, const float*, const float*, const float*, float*, int64_t) {}
-void lstm_forward(const float*, const float*, int64_t, int64_t, int64_t, float*, float*, float*, float*, float*) {}
-void lstm_backward(const float*, const float*, const float*, int64_t, int64_t, int64_t, const float*, float*, float*,
-                   float*) {}
-void gru_forward(const float*, const float*, const float*, int64_t, int64_t, int64_t, float*, float*, float*) {}
-void gru_backward(const float*, const float*, const float*, int64_t, int64_t, int64_t, float*, float*, float*) {}
-}  // namespace fastrnn::cpu::vec
-
+const fastrnn::cpu::vec::Kernels* fastrnn::cpu::vec::avx2_kernels() { return &avx2::table; }
+#else
+const fastrnn::cpu::vec::Kernels* fastrnn::cpu::vec::avx2_kernels() { return nullptr; }
 #endif

@@ -1,0 +1,39 @@
+// float32 GEMMs through oneDNN, by way of torch's own mkldnn::_linear_pointwise op (oneDNN is
+// linked into torch with hidden symbols, so this op is the way in). On CPUs where MKL takes a
+// slow path (AMD: AVX2 kernels only) oneDNN's AVX-512 kernels run about twice as fast; each call
+// costs some microseconds more, so only large products take this path (see gemm in common.h).
+#include <ATen/Context.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/core/stack.h>
+#include <ATen/ops/from_blob.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
+
+#include "cpu/common.h"
+
+namespace fastrnn::cpu {
+
+bool dnnl_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, const float* b,
+               int64_t ldb, float beta, float* c, int64_t ldc) {
+  static const std::optional<c10::OperatorHandle> op =
+      c10::Dispatcher::singleton().findSchema({"mkldnn::_linear_pointwise", ""});
+  if (!op.has_value() || !at::globalContext().userEnabledMkldnn()) return false;
+  // Our operands are internal buffers: keep autograd out of the nested call.
+  c10::impl::ExcludeDispatchKeyGuard no_autograd(c10::autograd_dispatch_keyset);
+  const auto opts = at::TensorOptions().dtype(at::kFloat);
+  auto view = [&](const float* p, int64_t rows, int64_t cols, int64_t ld, bool t) {
+    auto m = at::from_blob(const_cast<float*>(p), {t ? cols : rows, t ? rows : cols}, {ld, 1}, opts);
+    return t ? m.t() : m;
+  };
+  // linear(x, w) = x @ w^T with x = op(a) [M,K] and w = op(b)^T [N,K].
+  const at::Tensor x = view(a, M, K, lda, ta), w = view(b, K, N, ldb, tb).t();
+  torch::jit::Stack stack{x, w, c10::IValue(), std::string("none"), c10::List<std::optional<at::Scalar>>(),
+                          std::string("")};
+  op->callBoxed(stack);
+  const at::Tensor y = stack.back().toTensor();
+  at::Tensor C = at::from_blob(c, {M, N}, {ldc, 1}, opts);
+  if (beta == 0.f) C.copy_(y);
+  else C.mul_(beta).add_(y);
+  return true;
+}
+
+}  // namespace fastrnn::cpu
