@@ -15,8 +15,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward(const Dims& d, const Sche
   const int64_t H = d.H, G = 3 * H;
   const at::Tensor xw = xw_.contiguous(), W = to_acc<A>(w_hh);
   const at::Tensor bias = b_hn.has_value() ? to_acc<A>(*b_hn) : at::Tensor();
-  at::Tensor output = at::empty(d.seq(H), xw.options());
-  at::Tensor workspace = at::empty(d.seq(4 * H), xw.options());
+  at::Tensor output = empty_seq(d.seq(H), xw.options());
+  at::Tensor workspace = empty_seq(d.seq(4 * H), xw.options());
   at::Tensor h = acc_copy<A>(h0);
   at::Tensor gh = at::empty({d.B, G}, acc_options<A>());
   const T* x = xw.const_data_ptr<T>();
@@ -68,9 +68,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
   const at::Tensor gout = grad_output_.contiguous(), output = output_.contiguous(), h0 = h0_.contiguous(),
                    workspace = workspace_.contiguous(), W = to_acc<A>(w_hh);
   const auto ao = acc_options<A>();
-  at::Tensor grad_xw = at::empty(d.seq(G), gout.options());
+  at::Tensor grad_xw = empty_seq(d.seq(G), gout.options());
   // The recurrent GEMM's gradient (dxr, dxz, dhn): its n part differs from grad_xw's.
-  at::Tensor dgh = at::empty({d.N, G}, ao);
+  at::Tensor dgh = empty_seq({d.N, G}, ao);
   at::Tensor dh = acc_copy<A>(grad_h_n);
   const at::Tensor h_prev = gather_prev<T, A>(sch, output, h0, H);
   const T* go = gout.const_data_ptr<T>();

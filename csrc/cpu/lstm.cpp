@@ -16,9 +16,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
   const int64_t H = d.H, P = d.P, G = 4 * H;
   const bool proj = w_hr.has_value();
   const at::Tensor xw = xw_.contiguous(), W = to_acc<A>(w_hh), Wr = proj ? to_acc<A>(*w_hr) : at::Tensor();
-  at::Tensor output = at::empty(d.seq(P), xw.options());
-  at::Tensor gates = at::empty(d.seq(G), xw.options());
-  at::Tensor cells = at::empty(d.seq(H), xw.options());
+  at::Tensor output = empty_seq(d.seq(P), xw.options());
+  at::Tensor gates = empty_seq(d.seq(G), xw.options());
+  at::Tensor cells = empty_seq(d.seq(H), xw.options());
   at::Tensor h = acc_copy<A>(h0), c = acc_copy<A>(c0);
   at::Tensor gh = at::empty({d.B, G}, acc_options<A>());
   at::Tensor hu = proj ? at::empty({d.B, H}, acc_options<A>()) : at::Tensor();  // o * tanh(c) before w_hr
@@ -88,12 +88,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
                    c0 = c0_.contiguous(), gates = gates_.contiguous(), cells = cells_.contiguous(),
                    W = to_acc<A>(w_hh), Wr = proj ? to_acc<A>(*w_hr) : at::Tensor();
   const auto ao = acc_options<A>();
-  at::Tensor grad_xw = at::empty(d.seq(G), gout.options());
-  at::Tensor dgates = std::is_same_v<T, A> ? grad_xw : at::empty({d.N, G}, ao);
+  at::Tensor grad_xw = empty_seq(d.seq(G), gout.options());
+  at::Tensor dgates = std::is_same_v<T, A> ? grad_xw : empty_seq({d.N, G}, ao);
   at::Tensor dh = acc_copy<A>(grad_h_n), dc = acc_copy<A>(grad_c_n);
   // With a projection: every step's full dh (for dW_hr), its unprojected o*tanh(c), dh @ W_hr.
-  at::Tensor dhp = proj ? at::empty({d.N, P}, ao) : at::Tensor();
-  at::Tensor hu = proj ? at::empty({d.N, H}, ao) : at::Tensor();
+  at::Tensor dhp = proj ? empty_seq({d.N, P}, ao) : at::Tensor();
+  at::Tensor hu = proj ? empty_seq({d.N, H}, ao) : at::Tensor();
   at::Tensor dhu = proj ? at::empty({d.B, H}, ao) : at::Tensor();
   const at::Tensor h_prev = gather_prev<T, A>(sch, output, h0, P);
   const T* go = gout.const_data_ptr<T>();

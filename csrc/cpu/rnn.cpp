@@ -13,7 +13,7 @@ std::tuple<at::Tensor, at::Tensor> forward(const Dims& d, const Schedule& sch, c
   using A = acc_t<T>;
   const int64_t H = d.H;
   const at::Tensor xw = xw_.contiguous(), W = to_acc<A>(w_hh);
-  at::Tensor output = at::empty(d.seq(H), xw.options());
+  at::Tensor output = empty_seq(d.seq(H), xw.options());
   at::Tensor h = acc_copy<A>(h0);
   at::Tensor gh = at::empty({d.B, H}, acc_options<A>());
   const T* x = xw.const_data_ptr<T>();
@@ -53,9 +53,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(const Dims& d, const Sch
   const int64_t H = d.H;
   const at::Tensor gout = grad_output_.contiguous(), output = output_.contiguous(), h0 = h0_.contiguous(),
                    W = to_acc<A>(w_hh);
-  at::Tensor grad_xw = at::empty(d.seq(H), gout.options());
+  at::Tensor grad_xw = empty_seq(d.seq(H), gout.options());
   // The pre-activation gradients in A: grad_xw itself when T is A.
-  at::Tensor dpre = std::is_same_v<T, A> ? grad_xw : at::empty({d.N, H}, acc_options<A>());
+  at::Tensor dpre = std::is_same_v<T, A> ? grad_xw : empty_seq({d.N, H}, acc_options<A>());
   at::Tensor dh = acc_copy<A>(grad_h_n);
   const at::Tensor h_prev = gather_prev<T, A>(sch, output, h0, H);
   const T* go = gout.const_data_ptr<T>();
