@@ -152,6 +152,6 @@ def ops_for(backend: Backend) -> SimpleNamespace | object:
         from . import _emulated
         return _emulated.ops()
     if backend is Backend.TRITON:
-        from ._triton import ops
-        return ops
+        from ._triton import ops  # noqa: F401  (defines the fastrnn_triton ops)
+        return torch.ops.fastrnn_triton
     raise ValueError(f"fastrnn: backend {backend.value!r} has no fused ops")

@@ -1,6 +1,6 @@
 """The Triton backend: step-fused and whole-sequence kernels behind the ``fastrnn_triton::*`` ops.
 
-``ops`` holds the op namespace ``backends.ops_for(Backend.TRITON)`` returns; ``use_kernel`` /
+``ops`` defines them (``backends.ops_for(Backend.TRITON)`` returns ``torch.ops.fastrnn_triton``); ``use_kernel`` /
 ``FASTRNN_TRITON_KERNEL`` force the step or sequence kernel (``choose_kernel`` decides otherwise).
 """
 from .schedule import choose_kernel, use_kernel

@@ -10,6 +10,7 @@ import triton.language as tl
 
 TANH = 0
 RELU = 1
+ACT_NAMES = {TANH: "tanh", RELU: "relu"}
 
 
 @triton.jit
