@@ -27,9 +27,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward(const Dims& d, const Sche
   A* hs = h.data_ptr<A>();
   A* g = gh.data_ptr<A>();
   const vec::Kernels* vk = vec_kernels<T>();
+  const StepGemm<A> recurrent(true, H, G, w, H, d.B);  // h @ W_hh^T
   for (int64_t s = 0; s < sch.steps(); ++s) {
     const Step st = sch.step(s);
-    gemm<A>(false, true, st.rows, G, H, hs, H, w, H, A(0), g, G);
+    recurrent(st.rows, hs, H, A(0), g, G);
     for_units(st.rows, H, 8, [&](int64_t b, int64_t j0, int64_t j1) {
       const int64_t r = st.row + b;
       const T* xr = x + r * G;
@@ -81,6 +82,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
   A* dg = dgh.data_ptr<A>();
   A* dhs = dh.data_ptr<A>();
   const vec::Kernels* vk = vec_kernels<T>();
+  const StepGemm<A> recurrent(false, G, H, w, H, d.B);  // dgh @ W_hh
   for (int64_t s = sch.steps() - 1; s >= 0; --s) {
     const Step st = sch.step(s);
     for_units(st.rows, H, 6, [&](int64_t b, int64_t j0, int64_t j1) {
@@ -108,7 +110,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
       }
     });
     // dh_{t-1} = z * dh (already in dh) + dgh @ W_hh.
-    gemm<A>(false, false, st.rows, H, G, dg + st.row * G, G, w, H, A(1), dhs, H);
+    recurrent(st.rows, dg + st.row * G, G, A(1), dhs, H);
   }
   at::Tensor dW = at::empty({G, H}, ao);
   gemm<A>(true, false, G, H, d.N, dg, G, hp, H, A(0), dW.data_ptr<A>(), H);

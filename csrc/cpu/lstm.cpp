@@ -32,9 +32,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
   A* g = gh.data_ptr<A>();
   A* hus = proj ? hu.data_ptr<A>() : nullptr;
   const vec::Kernels* vk = vec_kernels<T>();
+  const StepGemm<A> recurrent(true, P, G, w, P, d.B);  // h @ W_hh^T
+  const std::optional<StepGemm<A>> project =
+      proj ? std::make_optional<StepGemm<A>>(true, H, P, Wr.const_data_ptr<A>(), H, d.B) : std::nullopt;  // @ W_hr^T
   for (int64_t s = 0; s < sch.steps(); ++s) {
     const Step st = sch.step(s);
-    gemm<A>(false, true, st.rows, G, P, hs, P, w, P, A(0), g, G);
+    recurrent(st.rows, hs, P, A(0), g, G);
     for_units(st.rows, H, 12, [&](int64_t b, int64_t j0, int64_t j1) {
       const int64_t r = st.row + b;
       const T* xr = x + r * G;
@@ -66,7 +69,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
       }
     });
     if (proj) {
-      gemm<A>(false, true, st.rows, P, H, hus, H, Wr.const_data_ptr<A>(), H, A(0), hs, P);
+      (*project)(st.rows, hus, H, A(0), hs, P);
       T* o = out + st.row * P;
       for (int64_t k = 0; k < st.rows * P; ++k) o[k] = T(hs[k]);
     }
@@ -111,13 +114,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
   // The vectorized pass reads dh_t whole: without a projection it is formed first in dh_sum.
   at::Tensor dh_sum = (vk && !proj) ? at::empty({d.B, H}, ao) : at::Tensor();
   A* dsum = dh_sum.defined() ? dh_sum.data_ptr<A>() : nullptr;
+  const StepGemm<A> recurrent(false, G, P, w, P, d.B);  // dgates @ W_hh
+  const std::optional<StepGemm<A>> project =
+      proj ? std::make_optional<StepGemm<A>>(false, P, H, Wr.const_data_ptr<A>(), H, d.B) : std::nullopt;  // @ W_hr
   for (int64_t s = sch.steps() - 1; s >= 0; --s) {
     const Step st = sch.step(s);
     if (proj) {
       A* dst = dhps + st.row * P;
       const T* src = go + st.row * P;
       for (int64_t k = 0; k < st.rows * P; ++k) dst[k] = dhs[k] + A(src[k]);
-      gemm<A>(false, false, st.rows, H, P, dst, P, Wr.const_data_ptr<A>(), H, A(0), dhus, H);
+      (*project)(st.rows, dst, P, A(0), dhus, H);
     }
     for_units(st.rows, H, 12, [&](int64_t b, int64_t j0, int64_t j1) {
       const int64_t r = st.row + b;
@@ -147,7 +153,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
         if (proj) hus[r * H + j] = o * tanh_(c);
       }
     });
-    gemm<A>(false, false, st.rows, P, G, dg + st.row * G, G, w, P, A(0), dhs, P);
+    recurrent(st.rows, dg + st.row * G, G, A(0), dhs, P);
   }
   at::Tensor dW = at::empty({G, P}, ao);
   gemm<A>(true, false, G, P, d.N, dg, G, h_prev.const_data_ptr<A>(), P, A(0), dW.data_ptr<A>(), P);

@@ -22,9 +22,10 @@ std::tuple<at::Tensor, at::Tensor> forward(const Dims& d, const Schedule& sch, c
   A* hs = h.data_ptr<A>();
   A* g = gh.data_ptr<A>();
   const vec::Kernels* vk = vec_kernels<T>();
+  const StepGemm<A> recurrent(true, H, H, w, H, d.B);  // h @ W_hh^T
   for (int64_t s = 0; s < sch.steps(); ++s) {
     const Step st = sch.step(s);
-    gemm<A>(false, true, st.rows, H, H, hs, H, w, H, A(0), g, H);
+    recurrent(st.rows, hs, H, A(0), g, H);
     for_units(st.rows, H, 4, [&](int64_t b, int64_t j0, int64_t j1) {
       const T* xr = x + (st.row + b) * H;
       T* o = out + (st.row + b) * H;
@@ -64,6 +65,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(const Dims& d, const Sch
   A* dp = dpre.data_ptr<A>();
   A* dhs = dh.data_ptr<A>();
   const vec::Kernels* vk = vec_kernels<T>();
+  const StepGemm<A> recurrent(false, H, H, w, H, d.B);  // dpre @ W_hh
   for (int64_t s = sch.steps() - 1; s >= 0; --s) {
     const Step st = sch.step(s);
     for_units(st.rows, H, 2, [&](int64_t b, int64_t j0, int64_t j1) {
@@ -78,7 +80,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(const Dims& d, const Sch
       for (int64_t j = j0; j < j1; ++j)
         dp[r + j] = Cell::backward(static_cast<A>(out[r + j]), dhs[b * H + j] + static_cast<A>(go[r + j]));
     });
-    gemm<A>(false, false, st.rows, H, H, dp + st.row * H, H, w, H, A(0), dhs, H);
+    recurrent(st.rows, dp + st.row * H, H, A(0), dhs, H);
   }
   at::Tensor dW = at::empty({H, H}, acc_options<A>());
   gemm<A>(true, false, H, H, d.N, dp, H, h_prev.const_data_ptr<A>(), H, A(0), dW.data_ptr<A>(), H);
