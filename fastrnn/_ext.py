@@ -15,11 +15,14 @@ def load_error() -> str | None:
     return None
 
 
+# The registrations are made once, when _C loads: what they are does not change after the first ask.
+@functools.cache
 def has_cpu() -> bool:
     return load_error() is None and torch._C._dispatch_has_kernel_for_dispatch_key(
         "fastrnn::lstm_forward", "CPU")
 
 
+@functools.cache
 def has_cuda() -> bool:
     return load_error() is None and torch._C._dispatch_has_kernel_for_dispatch_key(
         "fastrnn::lstm_forward", "CUDA")

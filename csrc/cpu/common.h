@@ -43,10 +43,17 @@ namespace fastrnn::cpu {
 template <typename T>
 using acc_t = at::opmath_type<T>;
 
-// The vectorized kernels of pointwise.h for float32 passes; null: the scalar loops of cells.h.
+// Storage types with vectorized pointwise passes (pointwise.h); float64 runs the scalar loops of cells.h.
 template <typename T>
-const vec::Kernels* vec_kernels() {
-  return std::is_same_v<T, float> ? vec::kernels() : nullptr;
+constexpr bool kVectorized = std::is_same_v<T, float> || std::is_same_v<T, c10::BFloat16>;
+
+// The vectorized kernels for storage type T, or null: then the scalar loops run.
+template <typename T>
+const vec::Kernels<T>* vec_kernels() {
+  const vec::KernelSet* set = vec::kernels();
+  if constexpr (std::is_same_v<T, float>) return set ? &set->f32 : nullptr;
+  else if constexpr (std::is_same_v<T, c10::BFloat16>) return set ? &set->bf16 : nullptr;
+  else return nullptr;
 }
 
 template <typename A>

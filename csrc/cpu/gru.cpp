@@ -26,7 +26,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward(const Dims& d, const Sche
   T* ws = workspace.data_ptr<T>();
   A* hs = h.data_ptr<A>();
   A* g = gh.data_ptr<A>();
-  const vec::Kernels* vk = vec_kernels<T>();
+  const vec::Kernels<T>* vk = vec_kernels<T>();
   const StepGemm<A> recurrent(true, H, G, w, H, d.B);  // h @ W_hh^T
   for (int64_t s = 0; s < sch.steps(); ++s) {
     const Step st = sch.step(s);
@@ -36,7 +36,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward(const Dims& d, const Sche
       const T* xr = x + r * G;
       const A* gr = g + b * G;
       T* wr = ws + r * 4 * H;
-      if constexpr (std::is_same_v<T, float>) {
+      if constexpr (kVectorized<T>) {
         if (vk) {
           vk->gru_forward(xr, gr, bn, H, j0, j1 - j0, wr, out + r * H, hs + b * H);
           return;
@@ -81,7 +81,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
   T* dx = grad_xw.data_ptr<T>();
   A* dg = dgh.data_ptr<A>();
   A* dhs = dh.data_ptr<A>();
-  const vec::Kernels* vk = vec_kernels<T>();
+  const vec::Kernels<T>* vk = vec_kernels<T>();
   const StepGemm<A> recurrent(false, G, H, w, H, d.B);  // dgh @ W_hh
   for (int64_t s = sch.steps() - 1; s >= 0; --s) {
     const Step st = sch.step(s);
@@ -90,7 +90,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
       const T* wr = ws + r * 4 * H;
       A* dgr = dg + r * G;
       T* dxr = dx + r * G;
-      if constexpr (std::is_same_v<T, float>) {
+      if constexpr (kVectorized<T>) {
         if (vk) {
           vk->gru_backward(wr, hp + r * H, go + r * H, H, j0, j1 - j0, dhs + b * H, dxr, dgr);
           return;

@@ -31,7 +31,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
   A* csa = c.data_ptr<A>();
   A* g = gh.data_ptr<A>();
   A* hus = proj ? hu.data_ptr<A>() : nullptr;
-  const vec::Kernels* vk = vec_kernels<T>();
+  const vec::Kernels<T>* vk = vec_kernels<T>();
   const StepGemm<A> recurrent(true, P, G, w, P, d.B);  // h @ W_hh^T
   const std::optional<StepGemm<A>> project =
       proj ? std::make_optional<StepGemm<A>>(true, H, P, Wr.const_data_ptr<A>(), H, d.B) : std::nullopt;  // @ W_hr^T
@@ -43,7 +43,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
       const T* xr = x + r * G;
       const A* gr = g + b * G;
       T* gout = gs + r * G;
-      if constexpr (std::is_same_v<T, float>) {
+      if constexpr (kVectorized<T>) {
         if (vk) {
           vk->lstm_forward(xr, gr, H, j0, j1 - j0, csa + b * H, gout, cs + r * H, proj ? nullptr : out + r * H,
                             proj ? hus + b * H : hs + b * H);
@@ -110,7 +110,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
   A* dhps = proj ? dhp.data_ptr<A>() : nullptr;
   A* hus = proj ? hu.data_ptr<A>() : nullptr;
   A* dhus = proj ? dhu.data_ptr<A>() : nullptr;
-  const vec::Kernels* vk = vec_kernels<T>();
+  const vec::Kernels<T>* vk = vec_kernels<T>();
   // The vectorized pass reads dh_t whole: without a projection it is formed first in dh_sum.
   at::Tensor dh_sum = (vk && !proj) ? at::empty({d.B, H}, ao) : at::Tensor();
   A* dsum = dh_sum.defined() ? dh_sum.data_ptr<A>() : nullptr;
@@ -130,7 +130,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
       const T* gr = gs + r * G;
       const T* c_prev = prev_row(st, b, cs, c0p, H);
       A* dgr = dg + r * G;
-      if constexpr (std::is_same_v<T, float>) {
+      if constexpr (kVectorized<T>) {
         if (vk) {
           const A* dht = proj ? dhus + b * H : dsum + b * H;
           if (!proj)

@@ -6,8 +6,8 @@
 
 namespace fastrnn::cpu::vec {
 
-const Kernels* kernels() {
-  static const Kernels* const chosen = []() -> const Kernels* {
+const KernelSet* kernels() {
+  static const KernelSet* const chosen = []() -> const KernelSet* {
     const char* env = std::getenv("FASTRNN_CPU_VEC");
     if (env && std::strcmp(env, "0") == 0) return nullptr;
 #if defined(__x86_64__) && defined(__GNUC__)

@@ -1,39 +1,49 @@
-// Vectorized float32 pointwise passes of the fused CPU ops, built for AVX2 and for AVX-512
-// (pointwise_avx2.cpp, pointwise_avx512.cpp, from the one body in pointwise_kernels.h) and
-// chosen at run time by kernels(). Each call covers n units j0..j0+n-1 of one row, with the
-// math of cells.h. Rows are passed as pointers to the row's first element; a G-gate row holds
-// gate k of unit j at k*H + j.
+// Vectorized float32 and bfloat16 pointwise passes (math in float) of the fused CPU ops, built for
+// AVX2 and for AVX-512 (pointwise_avx2.cpp, pointwise_avx512.cpp, from the one body in
+// pointwise_kernels.h) and chosen at run time by kernels(). Each call covers n units j0..j0+n-1 of
+// one row, with the math of cells.h. Rows are passed as pointers to the row's first element; a
+// G-gate row holds gate k of unit j at k*H + j.
 #pragma once
+#include <c10/util/BFloat16.h>
+
 #include <cstdint>
 
 namespace fastrnn::cpu::vec {
 
+// T: the storage type of the sequence buffers (xw rows, saved activations, outputs): float or
+// c10::BFloat16. The running state, the GEMM results and the gradients kept in float are float.
+template <typename T>
 struct Kernels {
   // h = act(x + g); writes out (output row) and h (running state).
-  void (*rnn_forward)(bool relu, const float* x, const float* g, float* out, float* h, int64_t n);
+  void (*rnn_forward)(bool relu, const T* x, const float* g, T* out, float* h, int64_t n);
   // dpre = act'(h) * (dh + gout).
-  void (*rnn_backward)(bool relu, const float* h, const float* dh, const float* gout, float* dpre, int64_t n);
+  void (*rnn_backward)(bool relu, const T* h, const float* dh, const T* gout, float* dpre, int64_t n);
   // x, g: 4H rows; c: c_{t-1} in, c_t out; writes gates (4H row), cells, out (may be null) and h.
-  void (*lstm_forward)(const float* x, const float* g, int64_t H, int64_t j0, int64_t n, float* c, float* gates,
-                       float* cells, float* out, float* h);
+  void (*lstm_forward)(const T* x, const float* g, int64_t H, int64_t j0, int64_t n, float* c, T* gates, T* cells,
+                       T* out, float* h);
   // dh: gradient of the unprojected h_t; dc: in dc_t, out dc_{t-1}; dgates: 4H row;
   // hu (may be null): o * tanh(c_t), for the projection's weight gradient.
-  void (*lstm_backward)(const float* gates, const float* c_prev, const float* cells, int64_t H, int64_t j0,
-                        int64_t n, const float* dh, float* dc, float* dgates, float* hu);
+  void (*lstm_backward)(const T* gates, const T* c_prev, const T* cells, int64_t H, int64_t j0, int64_t n,
+                        const float* dh, float* dc, float* dgates, float* hu);
   // x, g: 3H rows (g without b_hn); bn: b_hn or null; h: h_{t-1} in, h_t out; ws: 4H row.
-  void (*gru_forward)(const float* x, const float* g, const float* bn, int64_t H, int64_t j0, int64_t n, float* ws,
-                      float* out, float* h);
+  void (*gru_forward)(const T* x, const float* g, const float* bn, int64_t H, int64_t j0, int64_t n, T* ws, T* out,
+                      float* h);
   // ws: 4H row; hp: h_{t-1}; dh: in the state's dh_t, out z * dh_t (the direct part of dh_{t-1});
   // gout: output gradient; dx: 3H row of grad_xw; dg: 3H row of the recurrent GEMM's gradient.
-  void (*gru_backward)(const float* ws, const float* hp, const float* gout, int64_t H, int64_t j0, int64_t n,
-                       float* dh, float* dx, float* dg);
+  void (*gru_backward)(const T* ws, const float* hp, const T* gout, int64_t H, int64_t j0, int64_t n, float* dh,
+                       T* dx, float* dg);
+};
+
+struct KernelSet {
+  Kernels<float> f32;
+  Kernels<c10::BFloat16> bf16;
 };
 
 // The kernel sets of each build; null where the compiler or architecture has no such build.
-const Kernels* avx2_kernels();
-const Kernels* avx512_kernels();
+const KernelSet* avx2_kernels();
+const KernelSet* avx512_kernels();
 
 // The widest set this CPU runs (FASTRNN_CPU_VEC=0 turns them off), or null: then the scalar loops run.
-const Kernels* kernels();
+const KernelSet* kernels();
 
 }  // namespace fastrnn::cpu::vec

@@ -18,7 +18,7 @@
 #define FASTRNN_VEC_NS avx2
 #include "cpu/pointwise_kernels.h"
 
-const fastrnn::cpu::vec::Kernels* fastrnn::cpu::vec::avx2_kernels() { return &avx2::table; }
+const fastrnn::cpu::vec::KernelSet* fastrnn::cpu::vec::avx2_kernels() { return &avx2::table; }
 #else
-const fastrnn::cpu::vec::Kernels* fastrnn::cpu::vec::avx2_kernels() { return nullptr; }
+const fastrnn::cpu::vec::KernelSet* fastrnn::cpu::vec::avx2_kernels() { return nullptr; }
 #endif

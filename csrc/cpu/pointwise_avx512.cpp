@@ -18,7 +18,7 @@
 #define FASTRNN_VEC_NS avx512
 #include "cpu/pointwise_kernels.h"
 
-const fastrnn::cpu::vec::Kernels* fastrnn::cpu::vec::avx512_kernels() { return &avx512::table; }
+const fastrnn::cpu::vec::KernelSet* fastrnn::cpu::vec::avx512_kernels() { return &avx512::table; }
 #else
-const fastrnn::cpu::vec::Kernels* fastrnn::cpu::vec::avx512_kernels() { return nullptr; }
+const fastrnn::cpu::vec::KernelSet* fastrnn::cpu::vec::avx512_kernels() { return nullptr; }
 #endif

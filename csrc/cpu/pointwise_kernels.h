@@ -19,6 +19,19 @@ inline void store(const V& v, float* p, int64_t k, int64_t n) {
   if (n >= W) v.store(p + k);
   else v.store(p + k, n);
 }
+// bfloat16 storage: widened to float on load, rounded to nearest even on store (loops the compiler vectorizes).
+inline V load(const c10::BFloat16* p, int64_t k, int64_t n) {
+  float f[W];
+  const int64_t m = n < W ? n : W;
+  for (int64_t i = 0; i < m; ++i) f[i] = static_cast<float>(p[k + i]);
+  return V::loadu(f, m);
+}
+inline void store(const V& v, c10::BFloat16* p, int64_t k, int64_t n) {
+  float f[W];
+  v.store(f);
+  const int64_t m = n < W ? n : W;
+  for (int64_t i = 0; i < m; ++i) p[k + i] = c10::BFloat16(f[i]);
+}
 inline V sigmoid(const V& x) { return V(1.f) / (V(1.f) + x.neg().exp()); }
 // tanh as Cephes' tanhf computes it: an odd minimax polynomial below |x| = 0.625, 1 - 2 / (exp(2|x|) + 1)
 // above (exact in the limit: exp overflows to inf). A few ULP like Sleef's tanh, at a fraction of its cost
@@ -43,7 +56,8 @@ inline void chunks(int64_t n, const F& f) {
 
 }  // namespace
 
-void rnn_forward(bool relu, const float* x, const float* g, float* out, float* h, int64_t n) {
+template <typename T>
+void rnn_forward(bool relu, const T* x, const float* g, T* out, float* h, int64_t n) {
   chunks(n, [&](int64_t k, int64_t m) {
     const V pre = load(x, k, m) + load(g, k, m);
     const V v = relu ? at::vec::maximum(pre, V(0.f)) : tanh(pre);
@@ -52,7 +66,8 @@ void rnn_forward(bool relu, const float* x, const float* g, float* out, float* h
   });
 }
 
-void rnn_backward(bool relu, const float* h, const float* dh, const float* gout, float* dpre, int64_t n) {
+template <typename T>
+void rnn_backward(bool relu, const T* h, const float* dh, const T* gout, float* dpre, int64_t n) {
   chunks(n, [&](int64_t k, int64_t m) {
     const V hv = load(h, k, m), d = load(dh, k, m) + load(gout, k, m);
     const V v = relu ? V::blendv(V(0.f), d, hv > V(0.f)) : d * (V(1.f) - hv * hv);
@@ -60,8 +75,9 @@ void rnn_backward(bool relu, const float* h, const float* dh, const float* gout,
   });
 }
 
-void lstm_forward(const float* x, const float* g, int64_t H, int64_t j0, int64_t n, float* c, float* gates,
-                  float* cells, float* out, float* h) {
+template <typename T>
+void lstm_forward(const T* x, const float* g, int64_t H, int64_t j0, int64_t n, float* c, T* gates, T* cells,
+                  T* out, float* h) {
   chunks(n, [&](int64_t k, int64_t m) {
     const int64_t j = j0 + k;
     const V i = sigmoid(load(x, j, m) + load(g, j, m));
@@ -81,7 +97,8 @@ void lstm_forward(const float* x, const float* g, int64_t H, int64_t j0, int64_t
   });
 }
 
-void lstm_backward(const float* gates, const float* c_prev, const float* cells, int64_t H, int64_t j0, int64_t n,
+template <typename T>
+void lstm_backward(const T* gates, const T* c_prev, const T* cells, int64_t H, int64_t j0, int64_t n,
                    const float* dh, float* dc, float* dgates, float* hu) {
   const V one(1.f);
   chunks(n, [&](int64_t k, int64_t m) {
@@ -99,8 +116,9 @@ void lstm_backward(const float* gates, const float* c_prev, const float* cells, 
   });
 }
 
-void gru_forward(const float* x, const float* g, const float* bn, int64_t H, int64_t j0, int64_t n, float* ws,
-                 float* out, float* h) {
+template <typename T>
+void gru_forward(const T* x, const float* g, const float* bn, int64_t H, int64_t j0, int64_t n, T* ws, T* out,
+                 float* h) {
   chunks(n, [&](int64_t k, int64_t m) {
     const int64_t j = j0 + k;
     const V hn = bn ? load(g, 2 * H + j, m) + load(bn, j, m) : load(g, 2 * H + j, m);
@@ -117,8 +135,9 @@ void gru_forward(const float* x, const float* g, const float* bn, int64_t H, int
   });
 }
 
-void gru_backward(const float* ws, const float* hp, const float* gout, int64_t H, int64_t j0, int64_t n, float* dh,
-                  float* dx, float* dg) {
+template <typename T>
+void gru_backward(const T* ws, const float* hp, const T* gout, int64_t H, int64_t j0, int64_t n, float* dh,
+                  T* dx, float* dg) {
   const V one(1.f);
   chunks(n, [&](int64_t k, int64_t m) {
     const int64_t j = j0 + k;
@@ -140,5 +159,8 @@ void gru_backward(const float* ws, const float* hp, const float* gout, int64_t H
 }  // namespace fastrnn::cpu::vec::FASTRNN_VEC_NS
 
 namespace fastrnn::cpu::vec::FASTRNN_VEC_NS {
-inline constexpr Kernels table = {rnn_forward, rnn_backward, lstm_forward, lstm_backward, gru_forward, gru_backward};
+template <typename T>
+inline constexpr Kernels<T> typed = {rnn_forward<T>, rnn_backward<T>, lstm_forward<T>, lstm_backward<T>,
+                                     gru_forward<T>, gru_backward<T>};
+inline constexpr KernelSet table = {typed<float>, typed<c10::BFloat16>};
 }  // namespace fastrnn::cpu::vec::FASTRNN_VEC_NS

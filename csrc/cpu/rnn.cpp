@@ -21,7 +21,7 @@ std::tuple<at::Tensor, at::Tensor> forward(const Dims& d, const Schedule& sch, c
   T* out = output.data_ptr<T>();
   A* hs = h.data_ptr<A>();
   A* g = gh.data_ptr<A>();
-  const vec::Kernels* vk = vec_kernels<T>();
+  const vec::Kernels<T>* vk = vec_kernels<T>();
   const StepGemm<A> recurrent(true, H, H, w, H, d.B);  // h @ W_hh^T
   for (int64_t s = 0; s < sch.steps(); ++s) {
     const Step st = sch.step(s);
@@ -29,7 +29,7 @@ std::tuple<at::Tensor, at::Tensor> forward(const Dims& d, const Schedule& sch, c
     for_units(st.rows, H, 4, [&](int64_t b, int64_t j0, int64_t j1) {
       const T* xr = x + (st.row + b) * H;
       T* o = out + (st.row + b) * H;
-      if constexpr (std::is_same_v<T, float>) {
+      if constexpr (kVectorized<T>) {
         if (vk) {
           vk->rnn_forward(std::is_same_v<Cell, ReluCell>, xr + j0, g + b * H + j0, o + j0, hs + b * H + j0, j1 - j0);
           return;
@@ -64,13 +64,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(const Dims& d, const Sch
   const A* w = W.const_data_ptr<A>();
   A* dp = dpre.data_ptr<A>();
   A* dhs = dh.data_ptr<A>();
-  const vec::Kernels* vk = vec_kernels<T>();
+  const vec::Kernels<T>* vk = vec_kernels<T>();
   const StepGemm<A> recurrent(false, H, H, w, H, d.B);  // dpre @ W_hh
   for (int64_t s = sch.steps() - 1; s >= 0; --s) {
     const Step st = sch.step(s);
     for_units(st.rows, H, 2, [&](int64_t b, int64_t j0, int64_t j1) {
       const int64_t r = (st.row + b) * H;
-      if constexpr (std::is_same_v<T, float>) {
+      if constexpr (kVectorized<T>) {
         if (vk) {
           vk->rnn_backward(std::is_same_v<Cell, ReluCell>, out + r + j0, dhs + b * H + j0, go + r + j0, dp + r + j0,
                             j1 - j0);

@@ -1,8 +1,9 @@
 """The Triton backend's ops: the schemas of ``csrc/registration.cpp``, as ``fastrnn_triton::*``.
 
-Each op is a ``torch.library.triton_op``: torch.compile traces through it to the wrapped
-kernels, and the same function is its fake kernel (it reads no tensor data on the host but, on
-real tensors, ``batch_sizes`` for the argument checks of ``checks.py``).
+Each op is a ``torch.library.triton_op`` (an opaque ``custom_op`` under the interpreter, see
+``_op``): torch.compile traces through it to the wrapped kernels, and the same function is its
+fake kernel (it reads no tensor data on the host but, on real tensors, ``batch_sizes`` for the
+argument checks of ``checks.py``).
 The step or sequence kernel is picked by ``schedule.kernel_kind``; the weight gradients are one
 GEMM each after the time loop, in the accumulation type.
 """
