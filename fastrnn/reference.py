@@ -3,7 +3,7 @@
 Each function is one layer, one direction, the recurrence only, with exactly the semantics of
 the ``fastrnn::*_forward`` ops (see ``csrc/registration.cpp``) and the same return values, saved
 activations included. Autograd through these loops is the reference backward. Steps are taken
-with ``unbind``/``split`` (never ``xw[t]``) so the backward stays O(T).
+with ``unbind`` (never ``xw[t]``) so the backward stays O(T).
 """
 from __future__ import annotations
 
@@ -11,33 +11,55 @@ import torch
 from torch import Tensor
 
 
-def _steps(xw: Tensor, batch_sizes: Tensor | None, reverse: bool) -> list[tuple[int, Tensor]]:
-    """(index, xw rows of the step) in processing order."""
-    xs = xw.unbind(0) if batch_sizes is None else xw.split(batch_sizes.tolist())
-    order = range(len(xs) - 1, -1, -1) if reverse else range(len(xs))
-    return [(t, xs[t]) for t in order]
+class _Layout:
+    """The T steps of a layer's rows, each as the [B, width] tile the state has.
 
+    Unpacked rows are ``xw.unbind(0)``. Packed rows are gathered into padded [T, B] tiles, and step t
+    updates only its rows r < batch_sizes[t] (``torch.where``); the padding computes values nobody
+    reads. Everything is tensor indexing, with no Python branch on the data of batch_sizes, so
+    torch.compile traces packed input without a graph break (B is an unbacked size there)."""
 
-def _update(state: Tensor, rows: Tensor) -> Tensor:
-    """Running state with its first rows.shape[0] rows replaced (packed steps touch a prefix)."""
-    n = rows.shape[0]
-    return rows if n == state.shape[0] else torch.cat([rows, state[n:]])
+    def __init__(self, xw: Tensor, batch_sizes: Tensor | None, batch: int):
+        self.packed = batch_sizes is not None
+        if not self.packed:
+            self.T = xw.shape[0]
+            return
+        dev, N = xw.device, xw.shape[0]
+        bs = batch_sizes.to(dev)
+        self.T = bs.shape[0]
+        offsets = torch.cumsum(bs, 0) - bs
+        r = torch.arange(batch, device=dev)
+        self.mask = (r[None, :] < bs[:, None]).unsqueeze(-1)  # [T, B, 1]: rows of step t
+        self.rows = (offsets[:, None] + r[None, :]).clamp(max=N - 1)  # [T, B]: packed row of (t, r), or padding
+        t_of = torch.repeat_interleave(torch.arange(self.T, device=dev), bs, output_size=N)
+        self.flat = t_of * batch + torch.arange(N, device=dev) - offsets[t_of]  # [N]: (t, r) of each packed row
 
+    def steps(self, xw: Tensor) -> tuple[Tensor, ...]:
+        return (xw[self.rows] if self.packed else xw).unbind(0)
 
-def _gather(outs: list[Tensor | None], batch_sizes: Tensor | None) -> Tensor:
-    return torch.stack(outs) if batch_sizes is None else torch.cat(outs)
+    def order(self, reverse: bool) -> range:
+        return range(self.T - 1, -1, -1) if reverse else range(self.T)
+
+    def update(self, t: int, state: Tensor, new: Tensor) -> Tensor:
+        """The running state after step t: new on the step's rows."""
+        return torch.where(self.mask[t], new, state) if self.packed else new
+
+    def gather(self, per_step: list[Tensor | None]) -> Tensor:
+        """[T, B, width] tiles -> xw's layout ([T, B, width], or the packed [N, width])."""
+        tiles = torch.stack(per_step)
+        return tiles.flatten(0, 1)[self.flat] if self.packed else tiles
 
 
 def _rnn(act, xw, w_hh, h0, batch_sizes, reverse):
     h = h0
-    steps = _steps(xw, batch_sizes, reverse)
-    outs: list[Tensor | None] = [None] * len(steps)
-    for t, x in steps:
-        n = x.shape[0]
-        ht = act(torch.addmm(x, h[:n], w_hh.t()))
+    lay = _Layout(xw, batch_sizes, h0.shape[0])
+    xs = lay.steps(xw)
+    outs: list[Tensor | None] = [None] * lay.T
+    for t in lay.order(reverse):
+        ht = act(torch.addmm(xs[t], h, w_hh.t()))
         outs[t] = ht
-        h = _update(h, ht)
-    return _gather(outs, batch_sizes), h
+        h = lay.update(t, h, ht)
+    return lay.gather(outs), h
 
 
 def rnn_tanh_forward(xw, w_hh, h0, batch_sizes=None, reverse=False):
@@ -50,42 +72,40 @@ def rnn_relu_forward(xw, w_hh, h0, batch_sizes=None, reverse=False):
 
 def lstm_forward(xw, w_hh, w_hr, h0, c0, batch_sizes=None, reverse=False):
     h, c = h0, c0
-    steps = _steps(xw, batch_sizes, reverse)
-    outs: list[Tensor | None] = [None] * len(steps)
-    gates: list[Tensor | None] = [None] * len(steps)
-    cells: list[Tensor | None] = [None] * len(steps)
-    for t, x in steps:
-        n = x.shape[0]
-        pi, pf, pg, po = torch.addmm(x, h[:n], w_hh.t()).chunk(4, 1)
+    lay = _Layout(xw, batch_sizes, h0.shape[0])
+    xs = lay.steps(xw)
+    outs: list[Tensor | None] = [None] * lay.T
+    gates: list[Tensor | None] = [None] * lay.T
+    cells: list[Tensor | None] = [None] * lay.T
+    for t in lay.order(reverse):
+        pi, pf, pg, po = torch.addmm(xs[t], h, w_hh.t()).chunk(4, 1)
         i, f, g, o = pi.sigmoid(), pf.sigmoid(), pg.tanh(), po.sigmoid()
-        ct = f * c[:n] + i * g
+        ct = f * c + i * g
         ht = o * ct.tanh()
         if w_hr is not None:
             ht = ht @ w_hr.t()
         outs[t], gates[t], cells[t] = ht, torch.cat([i, f, g, o], 1), ct
-        h, c = _update(h, ht), _update(c, ct)
-    return (_gather(outs, batch_sizes), h, c, _gather(gates, batch_sizes),
-            _gather(cells, batch_sizes))
+        h, c = lay.update(t, h, ht), lay.update(t, c, ct)
+    return lay.gather(outs), h, c, lay.gather(gates), lay.gather(cells)
 
 
 def gru_forward(xw, w_hh, b_hn, h0, batch_sizes=None, reverse=False):
     h = h0
     H = h0.shape[-1]
-    steps = _steps(xw, batch_sizes, reverse)
-    outs: list[Tensor | None] = [None] * len(steps)
-    work: list[Tensor | None] = [None] * len(steps)
-    for t, x in steps:
-        n_rows = x.shape[0]
-        hp = h[:n_rows]
-        gh = hp @ w_hh.t()
-        xr, xz, xn = x.split(H, 1)
+    lay = _Layout(xw, batch_sizes, h0.shape[0])
+    xs = lay.steps(xw)
+    outs: list[Tensor | None] = [None] * lay.T
+    work: list[Tensor | None] = [None] * lay.T
+    for t in lay.order(reverse):
+        gh = h @ w_hh.t()
+        xr, xz, xn = xs[t].split(H, 1)
         hr, hz, hn = gh.split(H, 1)
         if b_hn is not None:
             hn = hn + b_hn
         r = torch.sigmoid(xr + hr)
         z = torch.sigmoid(xz + hz)
         n = torch.tanh(xn + r * hn)
-        ht = (1 - z) * n + z * hp
+        ht = (1 - z) * n + z * h
         outs[t], work[t] = ht, torch.cat([r, z, n, hn], 1)
-        h = _update(h, ht)
-    return _gather(outs, batch_sizes), h, _gather(work, batch_sizes)
+        h = lay.update(t, h, ht)
+    return lay.gather(outs), h, lay.gather(work)

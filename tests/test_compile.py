@@ -58,13 +58,7 @@ def test_module_compiles_fullgraph(family, backend):
     _assert_same(*_eager_and_compiled(fast, build, leaves, "aot_eager"))
 
 
-# reference.py walks packed input with batch_sizes.tolist() and branches on each step's size: data
-# Dynamo cannot branch on. A traceable formulation (padded steps + torch.where) is proposed to its owner.
-PACKED_BACKENDS = [pytest.param("torch", id="torch", marks=pytest.mark.xfail(
-    raises=torch._dynamo.exc.UserError, reason="reference.py branches on packed batch sizes"))] + BACKENDS[1:]
-
-
-@pytest.mark.parametrize("backend", PACKED_BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_packed_bidirectional_compiles_fullgraph(backend):
     ref, fast = twins("lstm", backend=backend, bidirectional=True)
     build, leaves = make_input("packed_unsorted", ref, T=5, B=3)
