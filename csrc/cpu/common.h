@@ -172,7 +172,6 @@ class StepGemm {
   StepGemm(bool tb, int64_t K, int64_t N, const A* b, int64_t ldb, int64_t max_rows)
       : tb_(tb), K_(K), N_(N), b_(b), ldb_(ldb) {
     if constexpr (std::is_same_v<A, float>) {
-      constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112, kBMatrix = 162;
       const bool fits = std::max({K, N, ldb, max_rows}) < INT_MAX;
       if (cblas_sgemm_pack_get_size && cblas_sgemm_pack && cblas_sgemm_compute && fits && K > 0 && N > 0 &&
           max_rows > 0) {
@@ -188,7 +187,6 @@ class StepGemm {
     if (M == 0 || N_ == 0) return;
     if constexpr (std::is_same_v<A, float>) {
       if (packed_.defined() && std::max(lda, ldc) < INT_MAX) {
-        constexpr int kRowMajor = 101, kNoTrans = 111, kPacked = 151;
         const SmallProductsSerial serial(2.0 * M * N_ * K_);
         cblas_sgemm_compute(kRowMajor, kNoTrans, kPacked, int(M), int(N_), int(K_), a, int(lda),
                             reinterpret_cast<const float*>(packed_.const_data_ptr()), int(ldb_), beta, c, int(ldc));
@@ -199,6 +197,8 @@ class StepGemm {
   }
 
  private:
+  // CBLAS's enum values.
+  static constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112, kPacked = 151, kBMatrix = 162;
   bool tb_;
   int64_t K_, N_;
   const A* b_;
