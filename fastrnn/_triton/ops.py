@@ -80,7 +80,8 @@ def _rnn_forward(act: int, xw, w_hh, h0, batch_sizes, reverse):
 
 
 def _rnn_backward(act: int, grad_output, grad_h_n, w_hh, h0, output, batch_sizes, reverse):
-    H = check_backward(f"rnn_{cells.ACT_NAMES[act]}_backward", 1, grad_output, grad_h_n, w_hh, h0, output, batch_sizes).H
+    H = check_backward(f"rnn_{cells.ACT_NAMES[act]}_backward", 1, grad_output, grad_h_n, w_hh, h0, output,
+                       batch_sizes).H
     s = Schedule(output, batch_sizes, h0.shape[0])
     acc = schedule.acc_dtype(output.dtype)[0]
     gout, out, w, h0 = s.flat(grad_output), s.flat(output), w_hh.contiguous(), h0.contiguous()
