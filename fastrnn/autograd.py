@@ -1,19 +1,25 @@
-"""The autograd.Functions that join each fused backend's forward and backward ops.
+"""The autograd.Function that joins each fused backend's forward and backward ops.
 
-One Function per cell family. The backend is passed by name and its op namespace looked up with
-``backends.ops_for``, so every fused backend (cpu, cuda, cuda_emulated, triton) shares them.
+One Function for one layer and direction of every cell family: the input projection
+``x @ w_ih^T + b`` (one GEMM over all steps) and the fused recurrence are a single autograd node,
+whose backward runs the recurrence's backward op and then the projection's three products
+(skipping those whose inputs need no gradient). One node instead of the dozen the projection's
+bias sum, GEMM, views and the recurrence make: at small shapes the engine's cost per node, not the
+kernels, set the time. The backend is passed by name and its op namespace looked up with
+``backends.ops_for``, so every fused backend (cpu, cuda, cuda_emulated, triton) shares it.
+
 The fused backward is first-order only; under ``create_graph=True`` (double backward) the
-gradients are computed instead by differentiating the plain-PyTorch recurrence of
-``reference.py`` on the saved inputs, which autograd can differentiate again.
+gradients are computed instead by differentiating the plain-PyTorch layer (``reference.py``'s
+recurrence after the same projection) on the saved inputs, which autograd can differentiate again.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from . import reference
 from .backends import Backend, ops_for
-
 
 # Each fused backend's op namespace, read directly while torch.compile traces: Dynamo cannot trace
 # ops_for, which may build or import the backend (functional.py loads it when it selects the backend).
@@ -21,83 +27,102 @@ _NAMESPACES = {Backend.CPU: "fastrnn", Backend.CUDA: "fastrnn", Backend.CUDA_EMU
                Backend.TRITON: "fastrnn_triton"}
 
 
-def _op(backend: str, name: str):
+def _ops(backend: str):
     if torch.compiler.is_compiling():
-        return getattr(getattr(torch.ops, _NAMESPACES[Backend(backend)]), name)
-    return getattr(ops_for(Backend(backend)), name)
+        return getattr(torch.ops, _NAMESPACES[Backend(backend)])
+    return ops_for(Backend(backend))
 
 
-def _differentiable_grads(forward, inputs: tuple[Tensor | None, ...], outputs_wanted: int,
-                          grads: tuple[Tensor, ...], args: tuple) -> tuple[Tensor | None, ...]:
-    """Gradients of ``forward(*inputs, *args)[:outputs_wanted]`` by autograd, keeping the graph."""
-    outs = forward(*inputs, *args)[:outputs_wanted]
-    wrt = [t for t in inputs if t is not None and t.requires_grad]
-    found = iter(torch.autograd.grad(outs, wrt, grads, create_graph=True, allow_unused=True))
-    return tuple(next(found) if t is not None and t.requires_grad else None for t in inputs)
+def projection_bias(mode: str, b_ih: Tensor | None, b_hh: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
+    """The bias added in the input GEMM, and GRU's b_hn, which cannot be folded (it sits inside r * (...))."""
+    if b_ih is None:
+        return None, None
+    if mode == "gru":
+        hidden = b_hh.shape[0] // 3
+        return b_ih + torch.cat([b_hh[:2 * hidden], b_hh.new_zeros(hidden)]), b_hh[2 * hidden:]
+    return b_ih + b_hh, None
 
 
-class RNNFunction(torch.autograd.Function):
+def _rows(t: Tensor) -> Tensor:
+    """[T, B, n] or packed [N, n] as [rows, n]."""
+    return t.reshape(-1, t.shape[-1])
+
+
+def _project(x: Tensor, w_ih: Tensor, b: Tensor | None) -> Tensor:
+    rows = _rows(x)
+    xw = torch.mm(rows, w_ih.t()) if b is None else torch.addmm(b, rows, w_ih.t())
+    return xw.view(*x.shape[:-1], w_ih.shape[0])
+
+
+def reference_layer(mode: str, x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, batch_sizes, reverse):
+    """The layer in plain PyTorch: (output, h_n[, c_n]) and the saved activations, as the fused path."""
+    b, b_hn = projection_bias(mode, b_ih, b_hh)
+    xw = F.linear(x, w_ih, b)
+    if mode == "lstm":
+        return reference.lstm_forward(xw, w_hh, w_hr, h0, c0, batch_sizes, reverse)
+    if mode == "gru":
+        return reference.gru_forward(xw, w_hh, b_hn, h0, batch_sizes, reverse)
+    return getattr(reference, f"{mode}_forward")(xw, w_hh, h0, batch_sizes, reverse)
+
+
+class LayerFunction(torch.autograd.Function):
+    """``apply(mode, backend, x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, batch_sizes, reverse)``:
+    (output, h_n) for RNN and GRU, (output, h_n, c_n) for LSTM. x is [T, B, I] or packed [N, I];
+    biases, w_hr (LSTM's projection) and c0 (LSTM only) may be None."""
+
     @staticmethod
-    def forward(ctx, backend: str, nonlinearity: str, xw, w_hh, h0, batch_sizes, reverse: bool):
-        output, h_n = _op(backend, f"rnn_{nonlinearity}_forward")(xw, w_hh, h0, batch_sizes, reverse)
-        ctx.save_for_backward(xw, w_hh, h0, output, batch_sizes)
-        ctx.backend, ctx.nonlinearity, ctx.reverse = backend, nonlinearity, reverse
-        return output, h_n
-
-    @staticmethod
-    def backward(ctx, grad_output, grad_h_n):
-        xw, w_hh, h0, output, batch_sizes = ctx.saved_tensors
-        if torch.is_grad_enabled():
-            fwd = getattr(reference, f"rnn_{ctx.nonlinearity}_forward")
-            g = _differentiable_grads(fwd, (xw, w_hh, h0), 2, (grad_output, grad_h_n),
-                                      (batch_sizes, ctx.reverse))
+    def forward(ctx, mode: str, backend: str, x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, batch_sizes,
+                reverse: bool):
+        b, b_hn = projection_bias(mode, b_ih, b_hh)
+        xw = _project(x, w_ih, b)
+        ops = _ops(backend)
+        if mode == "lstm":
+            output, h_n, c_n, *saved = ops.lstm_forward(xw, w_hh, w_hr, h0, c0, batch_sizes, reverse)
+            results = (output, h_n, c_n)
+        elif mode == "gru":
+            output, h_n, *saved = ops.gru_forward(xw, w_hh, b_hn, h0, batch_sizes, reverse)
+            results = (output, h_n)
         else:
-            g = _op(ctx.backend, f"rnn_{ctx.nonlinearity}_backward")(
-                grad_output.contiguous(), grad_h_n.contiguous(), w_hh, h0, output, batch_sizes, ctx.reverse)
-        return (None, None, *g, None, None)
-
-
-class LSTMFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, backend: str, xw, w_hh, w_hr, h0, c0, batch_sizes, reverse: bool):
-        output, h_n, c_n, gates, cells = _op(backend, "lstm_forward")(xw, w_hh, w_hr, h0, c0, batch_sizes, reverse)
-        ctx.save_for_backward(xw, w_hh, w_hr, h0, c0, output, gates, cells, batch_sizes)
-        ctx.backend, ctx.reverse = backend, reverse
-        return output, h_n, c_n
+            output, h_n = getattr(ops, f"{mode}_forward")(xw, w_hh, h0, batch_sizes, reverse)
+            results, saved = (output, h_n), []
+        ctx.save_for_backward(x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, batch_sizes, output, *saved)
+        ctx.mode, ctx.backend, ctx.reverse = mode, backend, reverse
+        return results
 
     @staticmethod
-    def backward(ctx, grad_output, grad_h_n, grad_c_n):
-        xw, w_hh, w_hr, h0, c0, output, gates, cells, batch_sizes = ctx.saved_tensors
+    def backward(ctx, *grads):
+        x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, batch_sizes, output, *saved = ctx.saved_tensors
+        mode, reverse = ctx.mode, ctx.reverse
+        inputs = (x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0)
         if torch.is_grad_enabled():
-            g = _differentiable_grads(reference.lstm_forward, (xw, w_hh, w_hr, h0, c0), 3,
-                                      (grad_output, grad_h_n, grad_c_n), (batch_sizes, ctx.reverse))
+            found = iter(torch.autograd.grad(
+                reference_layer(mode, *inputs, batch_sizes, reverse)[:len(grads)],
+                [t for t in inputs if t is not None and t.requires_grad], grads,
+                create_graph=True, allow_unused=True))
+            g = tuple(next(found) if t is not None and t.requires_grad else None for t in inputs)
+            return (None, None, *g, None, None)
+        grads = tuple(t.contiguous() for t in grads)
+        ops = _ops(ctx.backend)
+        d_b_hn = d_c0 = d_w_hr = None
+        if mode == "lstm":
+            d_xw, d_w_hh, d_w_hr, d_h0, d_c0 = ops.lstm_backward(*grads, w_hh, w_hr, h0, c0, output, *saved,
+                                                                  batch_sizes, reverse)
+            d_w_hr = d_w_hr if w_hr is not None else None
+        elif mode == "gru":
+            b_hn = projection_bias(mode, b_ih, b_hh)[1]
+            d_xw, d_w_hh, d_b_hn, d_h0 = ops.gru_backward(*grads, w_hh, b_hn, h0, output, *saved, batch_sizes,
+                                                          reverse)
         else:
-            g = _op(ctx.backend, "lstm_backward")(
-                grad_output.contiguous(), grad_h_n.contiguous(), grad_c_n.contiguous(), w_hh, w_hr,
-                h0, c0, output, gates, cells, batch_sizes, ctx.reverse)
-            if w_hr is None:
-                g = (g[0], g[1], None, g[3], g[4])
-        return (None, *g, None, None)
-
-
-class GRUFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, backend: str, xw, w_hh, b_hn, h0, batch_sizes, reverse: bool):
-        output, h_n, workspace = _op(backend, "gru_forward")(xw, w_hh, b_hn, h0, batch_sizes, reverse)
-        ctx.save_for_backward(xw, w_hh, b_hn, h0, output, workspace, batch_sizes)
-        ctx.backend, ctx.reverse = backend, reverse
-        return output, h_n
-
-    @staticmethod
-    def backward(ctx, grad_output, grad_h_n):
-        xw, w_hh, b_hn, h0, output, workspace, batch_sizes = ctx.saved_tensors
-        if torch.is_grad_enabled():
-            g = _differentiable_grads(reference.gru_forward, (xw, w_hh, b_hn, h0), 2,
-                                      (grad_output, grad_h_n), (batch_sizes, ctx.reverse))
-        else:
-            g = _op(ctx.backend, "gru_backward")(
-                grad_output.contiguous(), grad_h_n.contiguous(), w_hh, b_hn, h0, output, workspace,
-                batch_sizes, ctx.reverse)
-            if b_hn is None:
-                g = (g[0], g[1], None, g[3])
-        return (None, *g, None, None)
+            d_xw, d_w_hh, d_h0 = getattr(ops, f"{mode}_backward")(*grads, w_hh, h0, output, batch_sizes, reverse)
+        need = ctx.needs_input_grad
+        d_rows = _rows(d_xw)
+        d_x = d_rows.mm(w_ih).view(x.shape) if need[2] else None
+        d_w_ih = d_rows.t().mm(_rows(x)) if need[3] else None
+        d_b_ih = d_b_hh = None
+        if b_ih is not None and (need[5] or need[6]):
+            d_b_ih = d_rows.sum(0)
+            if mode == "gru":
+                d_b_hh = torch.cat([d_b_ih[:2 * b_hn.shape[0]], d_b_hn])
+            else:
+                d_b_hh = d_b_ih.clone()  # its own tensor, as torch.nn gives each bias
+        return (None, None, d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh, d_w_hr, d_h0, d_c0, None, None)

@@ -4,7 +4,7 @@ Takes what the torch.nn modules take (a 3-D, unbatched 2-D or PackedSequence ``i
 None) and the modules' flat weight list (per layer and direction: w_ih, w_hh, [b_ih, b_hh], [w_hr]),
 validates everything before any kernel runs, and composes the one-layer, one-direction recurrence
 of the chosen backend over layers and directions. The input projection of each layer is one GEMM
-over all time steps, in plain torch (autograd does its backward).
+over all time steps, inside the layer's one autograd node (autograd.LayerFunction).
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
-from . import backends, reference
-from .autograd import GRUFunction, LSTMFunction, RNNFunction
+from . import backends
+from .autograd import LayerFunction, reference_layer
 from .backends import Backend, ops_for, select
 
 _GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
@@ -108,32 +108,6 @@ def _check_state(name: str, h: Tensor, expected: tuple[int, ...], x: Tensor, che
         raise ValueError(f"{name} dtype ({h.dtype}) does not match input dtype ({x.dtype})")
 
 
-def _recurrence(mode: str, backend: Backend, xw: Tensor, w_hh: Tensor, w_hr: Tensor | None, b_hn: Tensor | None,
-                h0: Tensor, c0: Tensor | None, batch_sizes: Tensor | None, reverse: bool):
-    """One layer, one direction: (output, h_n[, c_n]) on the chosen backend."""
-    if backend is Backend.TORCH:
-        if mode == "lstm":
-            return reference.lstm_forward(xw, w_hh, w_hr, h0, c0, batch_sizes, reverse)[:3]
-        if mode == "gru":
-            return reference.gru_forward(xw, w_hh, b_hn, h0, batch_sizes, reverse)[:2]
-        return getattr(reference, f"{mode}_forward")(xw, w_hh, h0, batch_sizes, reverse)
-    if mode == "lstm":
-        return LSTMFunction.apply(backend.value, xw, w_hh, w_hr, h0, c0, batch_sizes, reverse)
-    if mode == "gru":
-        return GRUFunction.apply(backend.value, xw, w_hh, b_hn, h0, batch_sizes, reverse)
-    return RNNFunction.apply(backend.value, mode[4:], xw, w_hh, h0, batch_sizes, reverse)
-
-
-def _projection_bias(mode: str, b_ih: Tensor | None, b_hh: Tensor | None):
-    """The bias added in the input GEMM, and GRU's b_hn, which cannot be folded (it sits inside r * (...))."""
-    if b_ih is None:
-        return None, None
-    if mode == "gru":
-        hidden = b_hh.shape[0] // 3
-        return b_ih + torch.cat([b_hh[:2 * hidden], b_hh.new_zeros(hidden)]), b_hh[2 * hidden:]
-    return b_ih + b_hh, None
-
-
 def _stack(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weights: Sequence[Tensor], bias: bool, proj: bool,
            num_layers: int, dropout: float, training: bool, num_dirs: int, batch_sizes: Tensor | None,
            backend: Backend):
@@ -145,11 +119,11 @@ def _stack(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weights: Sequenc
         outs = []
         for d in range(num_dirs):
             idx = layer * num_dirs + d
-            w_ih, w_hh, b_ih, b_hh, w_hr = _layer(weights, idx, bias, proj)
-            b, b_hn = _projection_bias(mode, b_ih, b_hh)
-            xw = F.linear(x, w_ih, b).contiguous()
-            res = _recurrence(mode, backend, xw, w_hh, w_hr, b_hn, h0[idx], None if c0 is None else c0[idx],
-                              batch_sizes, reverse=d == 1)
+            args = (*_layer(weights, idx, bias, proj), h0[idx], None if c0 is None else c0[idx], batch_sizes, d == 1)
+            if backend is Backend.TORCH:
+                res = reference_layer(mode, x, *args)[:3 if mode == "lstm" else 2]
+            else:
+                res = LayerFunction.apply(mode, backend.value, x, *args)
             outs.append(res[0])
             h_n.append(res[1])
             if mode == "lstm":

@@ -90,3 +90,43 @@ def test_functional_call_with_other_weights(cell, backend):
     ref.load_state_dict(own)
     for a, b in zip(flatten(fast(*build())), flatten(ref(*build()))):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("backend", BACKENDS[1:])
+@pytest.mark.parametrize("cell", ("rnn_tanh", "lstm_proj", "gru"))
+def test_frozen_weights_and_input_without_grad(cell, backend):
+    """The layer's autograd node skips the products nobody asked for and gives the rest as torch.nn,
+    each bias its own gradient tensor."""
+    ref, fast = twins(cell, backend=backend, num_layers=2)
+    for model in (ref, fast):
+        model.weight_ih_l0.requires_grad_(False)
+        model.weight_hh_l1.requires_grad_(False)
+    x = torch.randn(5, 3, 4)
+    for model in (ref, fast):
+        out, _ = model(x)
+        (out * out.detach().cos()).sum().backward()
+    for (name, a), b in zip(fast.named_parameters(), ref.parameters(), strict=True):
+        assert (a.grad is None) == (b.grad is None), name
+        if a.grad is not None:
+            torch.testing.assert_close(a.grad, b.grad, msg=lambda m: f"grad {name}: {m}")
+    assert fast.bias_ih_l0.grad.data_ptr() != fast.bias_hh_l0.grad.data_ptr()
+
+
+@pytest.mark.parametrize("backend", BACKENDS[1:])
+@pytest.mark.parametrize("cell", ("rnn_relu", "lstm_proj", "gru"))
+def test_layer_gradcheck_packed_reverse(cell, backend):
+    """float64 gradcheck of one packed, reversed layer: projection, recurrence and their joint backward."""
+    if backend == "triton" and triton_interpreted():
+        pytest.skip("~100 interpreted Triton forwards: too slow; test_modules covers triton's gradients")
+    _, fast = twins(cell, backend=backend, input_size=2, hidden=4, dtype=torch.float64, bidirectional=True)
+    weights = [w.detach().requires_grad_() for w in fast._flat_weights]
+    lengths = torch.tensor([3, 2, 1])
+    x = torch.randn(3, 3, 2, dtype=torch.float64, requires_grad=True)
+    fn = getattr(fastrnn.functional, fast._mode)
+
+    def run(x, *weights):
+        packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths)
+        out, state = fn(packed, None, list(weights), bidirectional=True, backend=backend)
+        return (out.data, *(state if isinstance(state, tuple) else (state,)))
+
+    assert torch.autograd.gradcheck(run, (x, *weights))

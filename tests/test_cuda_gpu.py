@@ -11,7 +11,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from _models import CELLS, flatten, twins
 from fastrnn import _ext
-from fastrnn.autograd import GRUFunction, LSTMFunction, RNNFunction
+from fastrnn.autograd import LayerFunction
 from fastrnn.backends import Backend, ops_for
 from tolerance import assert_close_rule
 
@@ -134,20 +134,25 @@ def _op_args(cell: str, packed: bool, reverse: bool, T=4, B=3, H=5, P=None):
 @pytest.mark.parametrize("cell,P", [("rnn_tanh", None), ("rnn_relu", None), ("lstm", None), ("lstm", 3),
                                     ("gru", None)], ids=["rnn_tanh", "rnn_relu", "lstm", "lstm-proj3", "gru"])
 def test_gradcheck_float64(cell, P, packed, reverse):
-    """The forward and backward ops of the cuda backend, joined by fastrnn's autograd.Functions."""
+    """The forward and backward ops of the cuda backend, joined by fastrnn's autograd.Function
+    (with the input projection), against finite differences."""
     args, bs = _op_args(cell, packed, reverse, P=P)
-    names = [n for n, v in args.items() if v is not None]
-    cuda = Backend.CUDA.value
+    g = torch.Generator().manual_seed(1)
+    G, I = args["w_hh"].shape[0], 2
+    lead = args["xw"].shape[:-1]
+
+    def r(*shape):
+        return torch.randn(shape, generator=g, dtype=torch.float64).cuda().requires_grad_()
+
+    layer = {"x": r(*lead, I), "w_ih": r(G, I), "w_hh": args["w_hh"], "b_ih": r(G), "b_hh": r(G),
+             "w_hr": args.get("w_hr"), "h0": args["h0"], "c0": args.get("c0")}
+    names = [n for n, v in layer.items() if v is not None]
 
     def f(*tensors):
-        a = {**args, **dict(zip(names, tensors))}
-        if cell == "lstm":
-            return LSTMFunction.apply(cuda, a["xw"], a["w_hh"], a["w_hr"], a["h0"], a["c0"], bs, reverse)
-        if cell == "gru":
-            return GRUFunction.apply(cuda, a["xw"], a["w_hh"], a["b_hn"], a["h0"], bs, reverse)
-        return RNNFunction.apply(cuda, cell[4:], a["xw"], a["w_hh"], a["h0"], bs, reverse)
+        a = {**layer, **dict(zip(names, tensors))}
+        return LayerFunction.apply(cell, Backend.CUDA.value, *a.values(), bs, reverse)
 
-    assert torch.autograd.gradcheck(f, [args[n] for n in names])
+    assert torch.autograd.gradcheck(f, [layer[n] for n in names])
 
 
 def test_mixed_devices_are_refused():
