@@ -165,6 +165,22 @@ def test_forward(fused, case: Case, dtype):
         assert_close_rule(a.cpu(), r, s, name=name)
 
 
+@pytest.mark.parametrize("cell", ["rnn_tanh", "lstm", "gru"])
+def test_forward_saturated(fused, cell):
+    """Pre-activations out to +-150, where sigmoid and tanh saturate and exp overflows float32:
+    finite and as the float64 reference (the CPU kernels' exp clamps its argument)."""
+    backend, device = fused
+    skip_unless_runs(backend, device, torch.float32)
+    case = Case(cell=cell, T=3, B=2, H=40)
+    args = make_inputs(case, torch.float32, device)
+    args["xw"] = args["xw"] * 50
+    got = run_forward(backends.ops_for(backend), cell, args)
+    ref64 = run_reference(cell, cast(args, torch.float64))
+    for i, (a, r) in enumerate(zip(got, ref64)):
+        assert torch.isfinite(a).all(), f"output {i}"
+        assert_close_rule(a.cpu(), r, r, name=f"output {i}")
+
+
 @pytest.mark.parametrize("case,dtype", CASES)
 def test_backward(fused, case: Case, dtype):
     backend, device = fused
