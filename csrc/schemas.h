@@ -14,6 +14,8 @@
 // Saved for backward (leading shape of xw):
 //   LSTM gates [.., 4H] = i, f, g, o after their activations; cells [.., H] = c_t.
 //   GRU workspace [.., 4H] = r, z, n after activations and hn = h_{t-1} @ W_hn^T + b_hn.
+// With save=false (inference: no backward will run) they come back empty ([0]), and a backend may
+// skip writing them: at large shapes they are half of the forward's memory traffic.
 // Backward returns gradients for xw, w_hh, (w_hr: [0] without projection), (b_hn: always [H]),
 // h0 (, c0). All outputs are fresh tensors.
 #pragma once
@@ -33,12 +35,12 @@ inline void define_ops(torch::Library& m) {
            " Tensor? batch_sizes, bool reverse) -> (Tensor grad_xw, Tensor grad_w_hh, Tensor grad_h0)").c_str());
   }
   m.def("lstm_forward(Tensor xw, Tensor w_hh, Tensor? w_hr, Tensor h0, Tensor c0, Tensor? batch_sizes,"
-        " bool reverse) -> (Tensor output, Tensor h_n, Tensor c_n, Tensor gates, Tensor cells)");
+        " bool reverse, bool save=True) -> (Tensor output, Tensor h_n, Tensor c_n, Tensor gates, Tensor cells)");
   m.def("lstm_backward(Tensor grad_output, Tensor grad_h_n, Tensor grad_c_n, Tensor w_hh, Tensor? w_hr,"
         " Tensor h0, Tensor c0, Tensor output, Tensor gates, Tensor cells, Tensor? batch_sizes, bool reverse)"
         " -> (Tensor grad_xw, Tensor grad_w_hh, Tensor grad_w_hr, Tensor grad_h0, Tensor grad_c0)");
-  m.def("gru_forward(Tensor xw, Tensor w_hh, Tensor? b_hn, Tensor h0, Tensor? batch_sizes, bool reverse)"
-        " -> (Tensor output, Tensor h_n, Tensor workspace)");
+  m.def("gru_forward(Tensor xw, Tensor w_hh, Tensor? b_hn, Tensor h0, Tensor? batch_sizes, bool reverse,"
+        " bool save=True) -> (Tensor output, Tensor h_n, Tensor workspace)");
   m.def("gru_backward(Tensor grad_output, Tensor grad_h_n, Tensor w_hh, Tensor? b_hn, Tensor h0,"
         " Tensor output, Tensor workspace, Tensor? batch_sizes, bool reverse)"
         " -> (Tensor grad_xw, Tensor grad_w_hh, Tensor grad_b_hn, Tensor grad_h0)");

@@ -65,6 +65,22 @@ def reference_layer(mode: str, x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, batch_si
     return getattr(reference, f"{mode}_forward")(xw, w_hh, h0, batch_sizes, reverse)
 
 
+def fused_layer(mode: str, backend: str, x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, batch_sizes, reverse: bool,
+                save: bool = True):
+    """The layer's forward on a fused backend: ((output, h_n[, c_n]), activations saved for backward).
+    Called directly, with save=False (the ops then keep no activations), where no gradient is needed."""
+    b, b_hn = projection_bias(mode, b_ih, b_hh)
+    xw = _project(x, w_ih, b)
+    ops = _ops(backend)
+    if mode == "lstm":
+        output, h_n, c_n, *saved = ops.lstm_forward(xw, w_hh, w_hr, h0, c0, batch_sizes, reverse, save)
+        return (output, h_n, c_n), saved
+    if mode == "gru":
+        output, h_n, *saved = ops.gru_forward(xw, w_hh, b_hn, h0, batch_sizes, reverse, save)
+        return (output, h_n), saved
+    return getattr(ops, f"{mode}_forward")(xw, w_hh, h0, batch_sizes, reverse), []
+
+
 class LayerFunction(torch.autograd.Function):
     """``apply(mode, backend, x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, batch_sizes, reverse)``:
     (output, h_n) for RNN and GRU, (output, h_n, c_n) for LSTM. x is [T, B, I] or packed [N, I];
@@ -73,19 +89,8 @@ class LayerFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, mode: str, backend: str, x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, batch_sizes,
                 reverse: bool):
-        b, b_hn = projection_bias(mode, b_ih, b_hh)
-        xw = _project(x, w_ih, b)
-        ops = _ops(backend)
-        if mode == "lstm":
-            output, h_n, c_n, *saved = ops.lstm_forward(xw, w_hh, w_hr, h0, c0, batch_sizes, reverse)
-            results = (output, h_n, c_n)
-        elif mode == "gru":
-            output, h_n, *saved = ops.gru_forward(xw, w_hh, b_hn, h0, batch_sizes, reverse)
-            results = (output, h_n)
-        else:
-            output, h_n = getattr(ops, f"{mode}_forward")(xw, w_hh, h0, batch_sizes, reverse)
-            results, saved = (output, h_n), []
-        ctx.save_for_backward(x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, batch_sizes, output, *saved)
+        results, saved = fused_layer(mode, backend, x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, batch_sizes, reverse)
+        ctx.save_for_backward(x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, batch_sizes, results[0], *saved)
         ctx.mode, ctx.backend, ctx.reverse = mode, backend, reverse
         return results
 

@@ -16,7 +16,7 @@ from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
 from . import backends
-from .autograd import LayerFunction, reference_layer
+from .autograd import LayerFunction, fused_layer, reference_layer
 from .backends import Backend, ops_for, select
 
 _GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
@@ -113,6 +113,8 @@ def _stack(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weights: Sequenc
            backend: Backend):
     """Layers x directions over time-major (or packed) x; returns (output, h_n, c_n or None)."""
     h_n, c_n = [], []
+    states = (h0,) if c0 is None else (h0, c0)
+    grad = torch.is_grad_enabled() and any(t.requires_grad for t in (x, *states, *weights))
     for layer in range(num_layers):
         if layer and dropout and training:
             x = F.dropout(x, dropout, training=True)
@@ -122,8 +124,10 @@ def _stack(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weights: Sequenc
             args = (*_layer(weights, idx, bias, proj), h0[idx], None if c0 is None else c0[idx], batch_sizes, d == 1)
             if backend is Backend.TORCH:
                 res = reference_layer(mode, x, *args)[:3 if mode == "lstm" else 2]
-            else:
+            elif grad:
                 res = LayerFunction.apply(mode, backend.value, x, *args)
+            else:
+                res = fused_layer(mode, backend.value, x, *args, save=False)[0]
             outs.append(res[0])
             h_n.append(res[1])
             if mode == "lstm":

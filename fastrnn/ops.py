@@ -23,10 +23,10 @@ def _rnn_backward(grad_output, grad_h_n, w_hh, h0, output, batch_sizes, reverse)
     return output.new_empty(xw_shape), torch.empty_like(w_hh), torch.empty_like(h0)
 
 
-def _lstm_forward(xw, w_hh, w_hr, h0, c0, batch_sizes, reverse):
+def _lstm_forward(xw, w_hh, w_hr, h0, c0, batch_sizes, reverse, save=True):
     hidden = w_hh.shape[0] // 4
-    return (_rows(xw, w_hh.shape[1]), torch.empty_like(h0), torch.empty_like(c0),
-            torch.empty_like(xw), _rows(xw, hidden))
+    saved = (torch.empty_like(xw), _rows(xw, hidden)) if save else (xw.new_empty(0), xw.new_empty(0))
+    return (_rows(xw, w_hh.shape[1]), torch.empty_like(h0), torch.empty_like(c0), *saved)
 
 
 def _lstm_backward(grad_output, grad_h_n, grad_c_n, w_hh, w_hr, h0, c0, output, gates, cells,
@@ -36,9 +36,9 @@ def _lstm_backward(grad_output, grad_h_n, grad_c_n, w_hh, w_hr, h0, c0, output, 
             torch.empty_like(c0))
 
 
-def _gru_forward(xw, w_hh, b_hn, h0, batch_sizes, reverse):
+def _gru_forward(xw, w_hh, b_hn, h0, batch_sizes, reverse, save=True):
     hidden = w_hh.shape[0] // 3
-    return _rows(xw, hidden), torch.empty_like(h0), _rows(xw, 4 * hidden)
+    return _rows(xw, hidden), torch.empty_like(h0), _rows(xw, 4 * hidden) if save else xw.new_empty(0)
 
 
 def _gru_backward(grad_output, grad_h_n, w_hh, b_hn, h0, output, workspace, batch_sizes, reverse):

@@ -165,6 +165,7 @@ def test_forward(fused, case: Case, dtype):
         assert_close_rule(a.cpu(), r, s, name=name)
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered in exp")  # the Triton interpreter's numpy exp
 @pytest.mark.parametrize("cell", ["rnn_tanh", "lstm", "gru"])
 def test_forward_saturated(fused, cell):
     """Pre-activations out to +-150, where sigmoid and tanh saturate and exp overflows float32:
@@ -289,6 +290,23 @@ def test_opcheck(fused, case: Case):
     torch.library.opcheck(fwd, tuple(args.values()))
     op, bwd_args = captured_backward_call(ops, case.cell, args, outs, grads)
     torch.library.opcheck(op, tuple(bwd_args))
+
+
+@pytest.mark.parametrize("case", [Case(cell="lstm", T=4, B=3, H=20, packed=True), Case(cell="lstm", T=3, B=2, H=5, P=3),
+                                  Case(cell="gru", T=4, B=3, H=20, packed=True, reverse=True)], ids=lambda c: c.name)
+def test_forward_without_save(fused, case: Case):
+    """save=False (inference) gives the same outputs and states, and empty saved activations."""
+    backend, device = fused
+    skip_unless_runs(backend, device, torch.float32)
+    fwd = getattr(backends.ops_for(backend), f"{case.cell}_forward")
+    args = make_inputs(case, torch.float32, device)
+    full, lean = fwd(*args.values()), fwd(*args.values(), save=False)
+    n = 3 if case.cell == "lstm" else 2
+    for i, (a, b) in enumerate(zip(full[:n], lean[:n], strict=True)):
+        torch.testing.assert_close(b, a, rtol=0, atol=0, msg=lambda m: f"output {i}: {m}")
+    assert all(t.shape == (0,) and t.dtype == torch.float32 for t in lean[n:])
+    if isinstance(fwd, torch._ops.OpOverloadPacket):
+        torch.library.opcheck(fwd, tuple(args.values()), {"save": False})
 
 
 # Argument checks: (name, cell, how to break the forward's args) -> the op must raise before running.

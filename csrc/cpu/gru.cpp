@@ -10,13 +10,14 @@ namespace {
 template <typename T>
 std::tuple<at::Tensor, at::Tensor, at::Tensor> forward(const Dims& d, const Schedule& sch, const at::Tensor& xw_,
                                                        const at::Tensor& w_hh, const std::optional<at::Tensor>& b_hn,
-                                                       const at::Tensor& h0) {
+                                                       const at::Tensor& h0, bool save) {
   using A = acc_t<T>;
   const int64_t H = d.H, G = 3 * H;
   const at::Tensor xw = xw_.contiguous(), W = to_acc<A>(w_hh);
   const at::Tensor bias = b_hn.has_value() ? to_acc<A>(*b_hn) : at::Tensor();
   at::Tensor output = empty_seq(d.seq(H), xw.options());
-  at::Tensor workspace = empty_seq(d.seq(4 * H), xw.options());
+  // Without save, one step's rows, overwritten at every step.
+  at::Tensor workspace = save ? empty_seq(d.seq(4 * H), xw.options()) : at::empty({d.B, 4 * H}, xw.options());
   at::Tensor h = acc_copy<A>(h0);
   at::Tensor gh = at::empty({d.B, G}, acc_options<A>());
   const T* x = xw.const_data_ptr<T>();
@@ -35,7 +36,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward(const Dims& d, const Sche
       const int64_t r = st.row + b;
       const T* xr = x + r * G;
       const A* gr = g + b * G;
-      T* wr = ws + r * 4 * H;
+      T* wr = ws + (save ? r : b) * 4 * H;
       if constexpr (kVectorized<T>) {
         if (vk) {
           vk->gru_forward(xr, gr, bn, H, j0, j1 - j0, wr, out + r * H, hs + b * H);
@@ -56,7 +57,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward(const Dims& d, const Sche
       }
     });
   }
-  return {output, h.to(xw.scalar_type()), workspace};
+  return {output, h.to(xw.scalar_type()), save ? workspace : at::empty({0}, xw.options())};
 }
 
 template <typename T>
@@ -124,11 +125,12 @@ constexpr const char* kBackward = "fastrnn::gru_backward";
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_op(const at::Tensor& xw, const at::Tensor& w_hh,
                                                           const std::optional<at::Tensor>& b_hn, const at::Tensor& h0,
-                                                          const std::optional<at::Tensor>& batch_sizes, bool reverse) {
+                                                          const std::optional<at::Tensor>& batch_sizes, bool reverse,
+                                                          bool save) {
   const Dims d = check_forward(kForward, 3, xw, w_hh, std::nullopt, b_hn, h0, std::nullopt, batch_sizes);
   const at::Tensor bs = contiguous_sizes(batch_sizes);
   const Schedule sch = schedule(d, bs, reverse);
-  return dispatch(kForward, "xw", xw, [&]<typename T>() { return forward<T>(d, sch, xw, w_hh, b_hn, h0); });
+  return dispatch(kForward, "xw", xw, [&]<typename T>() { return forward<T>(d, sch, xw, w_hh, b_hn, h0, save); });
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_op(

@@ -11,14 +11,15 @@ namespace {
 template <typename T>
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
     const Dims& d, const Schedule& sch, const at::Tensor& xw_, const at::Tensor& w_hh,
-    const std::optional<at::Tensor>& w_hr, const at::Tensor& h0, const at::Tensor& c0) {
+    const std::optional<at::Tensor>& w_hr, const at::Tensor& h0, const at::Tensor& c0, bool save) {
   using A = acc_t<T>;
   const int64_t H = d.H, P = d.P, G = 4 * H;
   const bool proj = w_hr.has_value();
   const at::Tensor xw = xw_.contiguous(), W = to_acc<A>(w_hh), Wr = proj ? to_acc<A>(*w_hr) : at::Tensor();
   at::Tensor output = empty_seq(d.seq(P), xw.options());
-  at::Tensor gates = empty_seq(d.seq(G), xw.options());
-  at::Tensor cells = empty_seq(d.seq(H), xw.options());
+  // Without save, one step's rows, overwritten at every step.
+  at::Tensor gates = save ? empty_seq(d.seq(G), xw.options()) : at::empty({d.B, G}, xw.options());
+  at::Tensor cells = save ? empty_seq(d.seq(H), xw.options()) : at::empty({d.B, H}, xw.options());
   at::Tensor h = acc_copy<A>(h0), c = acc_copy<A>(c0);
   at::Tensor gh = at::empty({d.B, G}, acc_options<A>());
   at::Tensor hu = proj ? at::empty({d.B, H}, acc_options<A>()) : at::Tensor();  // o * tanh(c) before w_hr
@@ -42,10 +43,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
       const int64_t r = st.row + b;
       const T* xr = x + r * G;
       const A* gr = g + b * G;
-      T* gout = gs + r * G;
+      T* gout = gs + (save ? r : b) * G;
+      T* cout = cs + (save ? r : b) * H;
       if constexpr (kVectorized<T>) {
         if (vk) {
-          vk->lstm_forward(xr, gr, H, j0, j1 - j0, csa + b * H, gout, cs + r * H, proj ? nullptr : out + r * H,
+          vk->lstm_forward(xr, gr, H, j0, j1 - j0, csa + b * H, gout, cout, proj ? nullptr : out + r * H,
                             proj ? hus + b * H : hs + b * H);
           return;
         }
@@ -58,7 +60,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
         gout[H + j] = T(f);
         gout[2 * H + j] = T(gg);
         gout[3 * H + j] = T(o);
-        cs[r * H + j] = T(cc);
+        cout[j] = T(cc);
         csa[b * H + j] = cc;
         if (proj) {
           hus[b * H + j] = hh;
@@ -75,6 +77,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
     }
   }
   const auto dt = xw.scalar_type();
+  if (!save) return {output, h.to(dt), c.to(dt), at::empty({0}, xw.options()), at::empty({0}, xw.options())};
   return {output, h.to(dt), c.to(dt), gates, cells};
 }
 
@@ -172,11 +175,12 @@ constexpr const char* kBackward = "fastrnn::lstm_backward";
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward_op(
     const at::Tensor& xw, const at::Tensor& w_hh, const std::optional<at::Tensor>& w_hr, const at::Tensor& h0,
-    const at::Tensor& c0, const std::optional<at::Tensor>& batch_sizes, bool reverse) {
+    const at::Tensor& c0, const std::optional<at::Tensor>& batch_sizes, bool reverse, bool save) {
   const Dims d = check_forward(kForward, 4, xw, w_hh, w_hr, std::nullopt, h0, c0, batch_sizes);
   const at::Tensor bs = contiguous_sizes(batch_sizes);
   const Schedule sch = schedule(d, bs, reverse);
-  return dispatch(kForward, "xw", xw, [&]<typename T>() { return forward<T>(d, sch, xw, w_hh, w_hr, h0, c0); });
+  return dispatch(kForward, "xw", xw,
+                  [&]<typename T>() { return forward<T>(d, sch, xw, w_hh, w_hr, h0, c0, save); });
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_op(

@@ -12,7 +12,8 @@
 namespace fastrnn::cuda {
 
 std::tuple<Tensor, Tensor, Tensor> gru_forward(const Tensor& xw, const Tensor& w_hh, const OptTensor& b_hn,
-                                               const Tensor& h0, const OptTensor& batch_sizes, bool reverse) {
+                                               const Tensor& h0, const OptTensor& batch_sizes, bool reverse,
+                                               bool save) {
   const char* op = "gru_forward";
   const Dims d = check_forward(op, 3, xw, w_hh, std::nullopt, b_hn, h0, std::nullopt, batch_sizes);
   check_backend(op, "xw", xw);
@@ -21,7 +22,8 @@ std::tuple<Tensor, Tensor, Tensor> gru_forward(const Tensor& xw, const Tensor& w
   const auto opts = xw.options();
   const Tensor x = matrix(xw, d), w_t = w_hh.t().contiguous();
   const Tensor b = b_hn.has_value() ? b_hn->contiguous() : Tensor();
-  Tensor out = at::empty({d.N, d.H}, opts), workspace = at::empty({d.N, 4 * d.H}, opts);
+  // Without save, one step's rows, overwritten at every step.
+  Tensor out = at::empty({d.N, d.H}, opts), workspace = at::empty({save ? d.N : d.B, 4 * d.H}, opts);
   Tensor h = state_copy(h0), gh = at::empty({d.B, 3 * d.H}, opts);
   for (int64_t k = 0; k < s.steps(); ++k) {
     const Step st = s.step(k);
@@ -29,9 +31,9 @@ std::tuple<Tensor, Tensor, Tensor> gru_forward(const Tensor& xw, const Tensor& w
     at::mm_out(gh_n, h_n, w_t);
     kernels::gru_forward_step(dtype_tag(xw), ctx.stream(), step_rows(st), d.H,
                               {buf(x, st.row, st.rows), buf(gh_n), b.defined() ? buf(b) : none(), buf(h_n),
-                               buf(workspace, st.row, st.rows), buf(out, st.row, st.rows)});
+                               buf(workspace, save ? st.row : 0, st.rows), buf(out, st.row, st.rows)});
   }
-  return {out.view(d.seq(d.H)), h, workspace.view(d.seq(4 * d.H))};
+  return {out.view(d.seq(d.H)), h, save ? workspace.view(d.seq(4 * d.H)) : at::empty({0}, opts)};
 }
 
 std::tuple<Tensor, Tensor, Tensor, Tensor> gru_backward(const Tensor& grad_output, const Tensor& grad_h_n,

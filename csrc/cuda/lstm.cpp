@@ -13,7 +13,7 @@ namespace fastrnn::cuda {
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> lstm_forward(const Tensor& xw, const Tensor& w_hh,
                                                                 const OptTensor& w_hr, const Tensor& h0,
                                                                 const Tensor& c0, const OptTensor& batch_sizes,
-                                                                bool reverse) {
+                                                                bool reverse, bool save) {
   const char* op = "lstm_forward";
   const Dims d = check_forward(op, 4, xw, w_hh, w_hr, std::nullopt, h0, c0, batch_sizes);
   check_backend(op, "xw", xw);
@@ -23,8 +23,10 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> lstm_forward(const Tensor& xw
   const bool proj = w_hr.has_value();
   const Tensor x = matrix(xw, d), w_t = w_hh.contiguous().t();
   const Tensor wr_t = proj ? w_hr->contiguous().t() : Tensor();
-  Tensor out = at::empty({d.N, d.P}, opts), gates = at::empty({d.N, 4 * d.H}, opts),
-         cells = at::empty({d.N, d.H}, opts);
+  // Without save, one step's rows, overwritten at every step.
+  const int64_t saved_rows = save ? d.N : d.B;
+  Tensor out = at::empty({d.N, d.P}, opts), gates = at::empty({saved_rows, 4 * d.H}, opts),
+         cells = at::empty({saved_rows, d.H}, opts);
   Tensor h = state_copy(h0), c = state_copy(c0);
   Tensor pre = at::empty({d.B, 4 * d.H}, opts);
   Tensor h_unproj = proj ? at::empty({d.B, d.H}, opts) : Tensor();
@@ -33,14 +35,15 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> lstm_forward(const Tensor& xw
     Tensor pre_n = head(pre, st.rows), h_n = head(h, st.rows), o = rows(out, st.row, st.rows);
     at::addmm_out(pre_n, rows(x, st.row, st.rows), h_n, w_t);
     kernels::lstm_forward_step(dtype_tag(xw), ctx.stream(), step_rows(st), d.H,
-                               {buf(pre_n), buf(c, 0, st.rows), buf(gates, st.row, st.rows),
-                                buf(cells, st.row, st.rows), proj ? buf(h_unproj, 0, st.rows) : buf(o),
+                               {buf(pre_n), buf(c, 0, st.rows), buf(gates, save ? st.row : 0, st.rows),
+                                buf(cells, save ? st.row : 0, st.rows), proj ? buf(h_unproj, 0, st.rows) : buf(o),
                                 proj ? none() : buf(h_n)});
     if (proj) {
       at::mm_out(o, head(h_unproj, st.rows), wr_t);
       h_n.copy_(o);
     }
   }
+  if (!save) return {out.view(d.seq(d.P)), h, c, at::empty({0}, opts), at::empty({0}, opts)};
   return {out.view(d.seq(d.P)), h, c, gates.view(d.seq(4 * d.H)), cells.view(d.seq(d.H))};
 }
 

@@ -25,14 +25,15 @@ std::tuple<Tensor, Tensor, Tensor> rnn_relu_backward(const Tensor& grad_output, 
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> lstm_forward(const Tensor& xw, const Tensor& w_hh,
                                                                 const OptTensor& w_hr, const Tensor& h0,
                                                                 const Tensor& c0, const OptTensor& batch_sizes,
-                                                                bool reverse);
+                                                                bool reverse, bool save);
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> lstm_backward(
     const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& grad_c_n, const Tensor& w_hh,
     const OptTensor& w_hr, const Tensor& h0, const Tensor& c0, const Tensor& output, const Tensor& gates,
     const Tensor& cells, const OptTensor& batch_sizes, bool reverse);
 
 std::tuple<Tensor, Tensor, Tensor> gru_forward(const Tensor& xw, const Tensor& w_hh, const OptTensor& b_hn,
-                                               const Tensor& h0, const OptTensor& batch_sizes, bool reverse);
+                                               const Tensor& h0, const OptTensor& batch_sizes, bool reverse,
+                                               bool save);
 std::tuple<Tensor, Tensor, Tensor, Tensor> gru_backward(const Tensor& grad_output, const Tensor& grad_h_n,
                                                         const Tensor& w_hh, const OptTensor& b_hn,
                                                         const Tensor& h0, const Tensor& output,

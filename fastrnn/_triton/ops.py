@@ -141,7 +141,8 @@ def rnn_relu_backward(grad_output: Tensor, grad_h_n: Tensor, w_hh: Tensor, h0: T
 
 @_op("fastrnn_triton::lstm_forward", mutates_args=())
 def lstm_forward(xw: Tensor, w_hh: Tensor, w_hr: Optional[Tensor], h0: Tensor, c0: Tensor,
-                 batch_sizes: Optional[Tensor], reverse: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+                 batch_sizes: Optional[Tensor], reverse: bool,
+                 save: bool = True) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     d = check_forward("lstm_forward", 4, xw, w_hh, h0, batch_sizes, w_hr=w_hr, c0=c0)
     H, P = d.H, d.P
     s = Schedule(xw, batch_sizes, h0.shape[0])
@@ -168,6 +169,8 @@ def lstm_forward(xw: Tensor, w_hh: Tensor, w_hr: Optional[Tensor], h0: Tensor, c
                     hraw, hraw, hraw, whr, out, h_n, s.bs, s.off, t, H, P, 1, H,
                     A_AT_OFF=False, ADD_A2=False, SAVE_A=False, C_AT_OFF=True, ACCUMULATE=False, HAS_C2=True,
                     **_flags(xw.dtype), BB=16, BN=ptiles["BH"], BK=ptiles["BK"])
+    if not save:  # the kernels write the activations anyway (into gates, cells_): the schema's empty tensors
+        return s.unflat(out), h_n, c_n, xw.new_empty(0), xw.new_empty(0)
     return s.unflat(out), h_n, c_n, s.unflat(gates), s.unflat(cells_)
 
 
@@ -221,7 +224,7 @@ def lstm_backward(grad_output: Tensor, grad_h_n: Tensor, grad_c_n: Tensor, w_hh:
 
 @_op("fastrnn_triton::gru_forward", mutates_args=())
 def gru_forward(xw: Tensor, w_hh: Tensor, b_hn: Optional[Tensor], h0: Tensor, batch_sizes: Optional[Tensor],
-                reverse: bool) -> tuple[Tensor, Tensor, Tensor]:
+                reverse: bool, save: bool = True) -> tuple[Tensor, Tensor, Tensor]:
     H = check_forward("gru_forward", 3, xw, w_hh, h0, batch_sizes, b_hn=b_hn).H
     s = Schedule(xw, batch_sizes, h0.shape[0])
     x, w, h0 = s.flat(xw), w_hh.contiguous(), h0.contiguous()
@@ -239,7 +242,7 @@ def gru_forward(xw: Tensor, w_hh: Tensor, b_hn: Optional[Tensor], h0: Tensor, ba
             _launch(step.gru_step_forward)[_grid_step(s, H, tiles["BH"])](
                 x, w, bhn, h0, out, h_n, ws, s.bs, s.off, t, tp, has, H, HAS_BHN=b_hn is not None,
                 **_flags(xw.dtype), **tiles)
-    return s.unflat(out), h_n, s.unflat(ws)
+    return s.unflat(out), h_n, s.unflat(ws) if save else xw.new_empty(0)
 
 
 @_op("fastrnn_triton::gru_backward", mutates_args=())
