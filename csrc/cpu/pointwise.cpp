@@ -12,7 +12,8 @@ const KernelSet* kernels() {
     if (env && std::strcmp(env, "0") == 0) return nullptr;
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
-    if (avx512_kernels() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+    const bool avx2_only = env && std::strcmp(env, "avx2") == 0;
+    if (!avx2_only && avx512_kernels() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
       return avx512_kernels();
     if (avx2_kernels() && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return avx2_kernels();

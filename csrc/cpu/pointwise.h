@@ -43,7 +43,8 @@ struct KernelSet {
 const KernelSet* avx2_kernels();
 const KernelSet* avx512_kernels();
 
-// The widest set this CPU runs (FASTRNN_CPU_VEC=0 turns them off), or null: then the scalar loops run.
+// The widest set this CPU runs, or null: then the scalar loops run. FASTRNN_CPU_VEC=0 turns them off,
+// FASTRNN_CPU_VEC=avx2 stops at AVX2 (so tests run every build on one machine).
 const KernelSet* kernels();
 
 }  // namespace fastrnn::cpu::vec

@@ -32,13 +32,42 @@ inline void store(const V& v, c10::BFloat16* p, int64_t k, int64_t n) {
   const int64_t m = n < W ? n : W;
   for (int64_t i = 0; i < m; ++i) p[k + i] = c10::BFloat16(f[i]);
 }
-inline V sigmoid(const V& x) { return V(1.f) / (V(1.f) + x.neg().exp()); }
+// 1 / d: the hardware's reciprocal estimate refined by one Newton step (a few ULP; a division has a
+// fraction of its throughput, and sigmoid and tanh each need one). d must be finite.
+inline V reciprocal(const V& d) {
+#if defined(CPU_CAPABILITY_AVX512)
+  const V r = _mm512_rcp14_ps(d);
+#else
+  const V r = _mm256_rcp_ps(d);
+#endif
+  return at::vec::fmadd(at::vec::fnmadd(d, r, V(1.f)), r, r);
+}
+// exp for the activations, inlined (Sleef's is an out-of-line call): Cephes' expf, x = n ln2 + r with a
+// degree-6 polynomial for exp(r), scaled by 2^n (<= 1.3 ULP). x is clamped to [-87, 88], where exp is
+// normal and finite, far beyond where sigmoid and tanh saturate; NaN stays NaN.
+inline V exp_clamped(const V& x) {
+  using VI = at::vec::Vectorized<int32_t>;
+  const V xc = at::vec::minimum(at::vec::maximum(x, V(-87.f)), V(88.f));
+  const V n = (xc * V(1.44269504088896341f)).round();
+  const V r = at::vec::fmadd(n, V(2.12194440e-4f), at::vec::fmadd(n, V(-0.693359375f), xc));  // ln2 in two parts
+  V p = at::vec::fmadd(V(1.9875691500e-4f), r, V(1.3981999507e-3f));
+  p = at::vec::fmadd(p, r, V(8.3334519073e-3f));
+  p = at::vec::fmadd(p, r, V(4.1665795894e-2f));
+  p = at::vec::fmadd(p, r, V(1.6666665459e-1f));
+  p = at::vec::fmadd(p, r, V(5.0000001201e-1f));
+  p = at::vec::fmadd(p, r * r, r + V(1.f));
+  const VI scale = (at::vec::convert_to_int_of_same_size(n) + VI(127)) << VI(23);  // 2^n as float bits
+  return p * at::vec::cast<float>(scale);
+}
+// sigmoid and tanh with exp_clamped and reciprocal: LSTM forward 2-8% faster than with Sleef's exp and
+// divisions (interleaved A/B at the standard shapes, 2 threads).
+inline V sigmoid(const V& x) { return reciprocal(V(1.f) + exp_clamped(x.neg())); }
 // tanh as Cephes' tanhf computes it: an odd minimax polynomial below |x| = 0.625, 1 - 2 / (exp(2|x|) + 1)
-// above (exact in the limit: exp overflows to inf). A few ULP like Sleef's tanh, at a fraction of its cost
-// (Sleef's tanh, and its expm1, each took a sixth of a whole LSTM forward).
+// above (saturating to 1). A few ULP like Sleef's tanh, at a fraction of its cost (Sleef's tanh, and its
+// expm1, each took a sixth of a whole LSTM forward).
 inline V tanh(const V& x) {
   const V ax = x.abs();
-  const V large = V(1.f) - V(2.f) / ((ax + ax).exp() + V(1.f));
+  const V large = at::vec::fnmadd(V(2.f), reciprocal(exp_clamped(ax + ax) + V(1.f)), V(1.f));
   const V z = x * x;
   V p = at::vec::fmadd(V(-5.70498872745e-3f), z, V(2.06390887954e-2f));
   p = at::vec::fmadd(p, z, V(-5.37397155531e-2f));
