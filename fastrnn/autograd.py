@@ -5,7 +5,7 @@ One Function for one layer and direction of every cell family: the input project
 whose backward runs the recurrence's backward op and then the projection's three products
 (skipping those whose inputs need no gradient). One node instead of the dozen the projection's
 bias sum, GEMM, views and the recurrence make: at small shapes the engine's cost per node, not the
-kernels, set the time. The backend is passed by name and its op namespace looked up with
+kernels, sets the time. The backend is passed by name and its op namespace looked up with
 ``backends.ops_for``, so every fused backend (cpu, cuda, cuda_emulated, triton) shares it.
 
 The fused backward is first-order only; under ``create_graph=True`` (double backward) the

@@ -1,8 +1,8 @@
 """Fake (meta) implementations of the fused ops, so torch.compile traces them and opcheck passes.
 
-The shapes follow the schema comment in ``csrc/registration.cpp``. ``register_fakes`` is called for
-each namespace that defines the ops (``fastrnn`` from the compiled extension, ``fastrnn_emulated``
-from the SIMT-emulated build).
+The shapes follow the schema comment in ``csrc/schemas.h`` (save=False: empty saved activations).
+``register_fakes`` is called for each namespace that defines the ops (``fastrnn`` from the compiled
+extension, ``fastrnn_emulated`` from the SIMT-emulated build).
 """
 from __future__ import annotations
 
