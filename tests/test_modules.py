@@ -194,3 +194,21 @@ def test_functional_over_explicit_weights(mode):
     out = fn(x, None, ref._flat_weights, True, 2, 0.0, False, True, False)
     for a, b in zip(flatten(out), flatten(ref(x))):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cell,kind", [("lstm", "packed_unsorted"), ("lstm_proj", "padded"), ("gru", "packed_unsorted"),
+                                       ("rnn_tanh", "unbatched")])
+def test_inference_mode(cell, kind, backend):
+    """Under inference_mode (and no_grad) the layers run without an autograd node and without saved
+    activations (save=False): outputs and states as torch.nn's."""
+    ref, fast = twins(cell, backend=backend, num_layers=2, bidirectional=True, dropout=0.5)
+    ref.eval(), fast.eval()
+    build, _ = make_input(kind, ref)
+    for context in (torch.inference_mode, torch.no_grad):
+        with context():
+            got, expected = flatten(fast(*build())), flatten(ref(*build()))
+        assert len(got) == len(expected)
+        for name, a, b in zip(("output", "h_n", "c_n"), got, expected):
+            assert not a.requires_grad, name
+            torch.testing.assert_close(a, b, msg=lambda m: f"{context.__name__} {name}: {m}")
