@@ -39,8 +39,13 @@ def projection_bias(mode: str, b_ih: Tensor | None, b_hh: Tensor | None) -> tupl
         return None, None
     if mode == "gru":
         hidden = b_hh.shape[0] // 3
-        return b_ih + torch.cat([b_hh[:2 * hidden], b_hh.new_zeros(hidden)]), b_hh[2 * hidden:]
+        return b_ih + torch.cat([b_hh[:2 * hidden], b_hh.new_zeros(hidden)]), _gru_b_hn(b_hh)
     return b_ih + b_hh, None
+
+
+def _gru_b_hn(b_hh: Tensor | None) -> Tensor | None:
+    """GRU's n-gate part of b_hh (the last third)."""
+    return None if b_hh is None else b_hh[2 * (b_hh.shape[0] // 3):]
 
 
 def _rows(t: Tensor) -> Tensor:
@@ -114,7 +119,7 @@ class LayerFunction(torch.autograd.Function):
                                                                   batch_sizes, reverse)
             d_w_hr = d_w_hr if w_hr is not None else None
         elif mode == "gru":
-            b_hn = projection_bias(mode, b_ih, b_hh)[1]
+            b_hn = _gru_b_hn(b_hh)
             d_xw, d_w_hh, d_b_hn, d_h0 = ops.gru_backward(*grads, w_hh, b_hn, h0, output, *saved, batch_sizes,
                                                           reverse)
         else:

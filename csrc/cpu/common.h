@@ -81,6 +81,28 @@ inline at::Tensor empty_seq(c10::IntArrayRef sizes, const at::TensorOptions& opt
   return t;
 }
 
+// An activation the forward saves for backward: [N, width] rows in xw's layout or, without save
+// (inference), one step's [B, width] rows, which every step overwrites and the op returns empty.
+template <typename T>
+class SavedRows {
+ public:
+  SavedRows(const Dims& d, int64_t width, bool save, const at::TensorOptions& options)
+      : buffer_(save ? empty_seq(d.seq(width), options) : at::empty({d.B, width}, options)),
+        data_(buffer_.data_ptr<T>()),
+        width_(width),
+        save_(save) {}
+  // The row for sequence row r, row b of its step.
+  T* row(int64_t r, int64_t b) const { return data_ + (save_ ? r : b) * width_; }
+  // The op's output: the buffer, or [0] without save.
+  at::Tensor result() const { return save_ ? buffer_ : at::empty({0}, buffer_.options()); }
+
+ private:
+  at::Tensor buffer_;
+  T* data_;
+  int64_t width_;
+  bool save_;
+};
+
 // A fresh A-typed copy of t (the running state and its gradient).
 template <typename A>
 at::Tensor acc_copy(const at::Tensor& t) {

@@ -16,15 +16,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward(const Dims& d, const Sche
   const at::Tensor xw = xw_.contiguous(), W = to_acc<A>(w_hh);
   const at::Tensor bias = b_hn.has_value() ? to_acc<A>(*b_hn) : at::Tensor();
   at::Tensor output = empty_seq(d.seq(H), xw.options());
-  // Without save, one step's rows, overwritten at every step.
-  at::Tensor workspace = save ? empty_seq(d.seq(4 * H), xw.options()) : at::empty({d.B, 4 * H}, xw.options());
+  const SavedRows<T> workspace(d, 4 * H, save, xw.options());
   at::Tensor h = acc_copy<A>(h0);
   at::Tensor gh = at::empty({d.B, G}, acc_options<A>());
   const T* x = xw.const_data_ptr<T>();
   const A* w = W.const_data_ptr<A>();
   const A* bn = bias.defined() ? bias.const_data_ptr<A>() : nullptr;
   T* out = output.data_ptr<T>();
-  T* ws = workspace.data_ptr<T>();
   A* hs = h.data_ptr<A>();
   A* g = gh.data_ptr<A>();
   const vec::Kernels<T>* vk = vec_kernels<T>();
@@ -36,7 +34,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward(const Dims& d, const Sche
       const int64_t r = st.row + b;
       const T* xr = x + r * G;
       const A* gr = g + b * G;
-      T* wr = ws + (save ? r : b) * 4 * H;
+      T* wr = workspace.row(r, b);
       if constexpr (kVectorized<T>) {
         if (vk) {
           vk->gru_forward(xr, gr, bn, H, j0, j1 - j0, wr, out + r * H, hs + b * H);
@@ -57,7 +55,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward(const Dims& d, const Sche
       }
     });
   }
-  return {output, h.to(xw.scalar_type()), save ? workspace : at::empty({0}, xw.options())};
+  return {output, h.to(xw.scalar_type()), workspace.result()};
 }
 
 template <typename T>

@@ -17,17 +17,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
   const bool proj = w_hr.has_value();
   const at::Tensor xw = xw_.contiguous(), W = to_acc<A>(w_hh), Wr = proj ? to_acc<A>(*w_hr) : at::Tensor();
   at::Tensor output = empty_seq(d.seq(P), xw.options());
-  // Without save, one step's rows, overwritten at every step.
-  at::Tensor gates = save ? empty_seq(d.seq(G), xw.options()) : at::empty({d.B, G}, xw.options());
-  at::Tensor cells = save ? empty_seq(d.seq(H), xw.options()) : at::empty({d.B, H}, xw.options());
+  const SavedRows<T> gates(d, G, save, xw.options()), cells(d, H, save, xw.options());
   at::Tensor h = acc_copy<A>(h0), c = acc_copy<A>(c0);
   at::Tensor gh = at::empty({d.B, G}, acc_options<A>());
   at::Tensor hu = proj ? at::empty({d.B, H}, acc_options<A>()) : at::Tensor();  // o * tanh(c) before w_hr
   const T* x = xw.const_data_ptr<T>();
   const A* w = W.const_data_ptr<A>();
   T* out = output.data_ptr<T>();
-  T* gs = gates.data_ptr<T>();
-  T* cs = cells.data_ptr<T>();
   A* hs = h.data_ptr<A>();
   A* csa = c.data_ptr<A>();
   A* g = gh.data_ptr<A>();
@@ -43,8 +39,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
       const int64_t r = st.row + b;
       const T* xr = x + r * G;
       const A* gr = g + b * G;
-      T* gout = gs + (save ? r : b) * G;
-      T* cout = cs + (save ? r : b) * H;
+      T* gout = gates.row(r, b);
+      T* cout = cells.row(r, b);
       if constexpr (kVectorized<T>) {
         if (vk) {
           vk->lstm_forward(xr, gr, H, j0, j1 - j0, csa + b * H, gout, cout, proj ? nullptr : out + r * H,
@@ -77,8 +73,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
     }
   }
   const auto dt = xw.scalar_type();
-  if (!save) return {output, h.to(dt), c.to(dt), at::empty({0}, xw.options()), at::empty({0}, xw.options())};
-  return {output, h.to(dt), c.to(dt), gates, cells};
+  return {output, h.to(dt), c.to(dt), gates.result(), cells.result()};
 }
 
 template <typename T>
