@@ -44,7 +44,10 @@ def extension():
     print(f"fastrnn: building {'with' if with_cuda else 'WITHOUT'} CUDA ({why})", flush=True)
     # No debug info (halves compile and link time); torch's headers carry pragmas GCC does not know.
     cxx = ["-O3", "-g0", "-Wno-unknown-pragmas", "-Wno-psabi"]
-    kwargs = dict(name="fastrnn._C", include_dirs=[os.path.abspath("csrc")])
+    # ATen's OpenMP at::parallel_for is inline: built without -fopenmp it runs every loop on one thread.
+    openmp = ["-fopenmp"] if torch.backends.openmp.is_available() else []
+    kwargs = dict(name="fastrnn._C", include_dirs=[os.path.abspath("csrc")], extra_link_args=openmp)
+    cxx += openmp
     if not with_cuda:
         return cpp_extension.CppExtension(sources=CPU_SOURCES, extra_compile_args={"cxx": cxx}, **kwargs)
     macro = ["-DFASTRNN_WITH_CUDA"]
