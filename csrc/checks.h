@@ -107,16 +107,19 @@ inline void check_dtype(const char* op, const char* name, const at::Tensor& t,
   TORCH_CHECK(false, op, ": ", name, " has dtype ", t.scalar_type(), ", this backend supports ", list);
 }
 
-// Forward of tanh/relu RNN (gates = 1) and GRU (gates = 3, with b_hn).
+// Forward of tanh/relu RNN (gates = 1), LSTM (gates = 4, with c0 and its optional bias [4H]) and GRU
+// (gates = 3, with b_hn).
 inline Dims check_forward(const char* op, int64_t gates, const at::Tensor& xw, const at::Tensor& w_hh,
                           const std::optional<at::Tensor>& w_hr, const std::optional<at::Tensor>& b_hn,
                           const at::Tensor& h0, const std::optional<at::Tensor>& c0,
-                          const std::optional<at::Tensor>& batch_sizes) {
+                          const std::optional<at::Tensor>& batch_sizes,
+                          const std::optional<at::Tensor>& bias = std::nullopt) {
   Dims d = detail::check_layout(op, "xw", xw, batch_sizes);
   detail::check_weights(op, d, gates, w_hh, w_hr, xw, "xw");
   TORCH_CHECK(xw.size(-1) == gates * d.H, op, ": xw must have ", gates, "*H = ", gates * d.H,
               " columns (w_hh is ", w_hh.sizes(), "), got shape ", xw.sizes());
   if (b_hn.has_value()) detail::check_like(op, "b_hn", *b_hn, xw, "xw", {d.H});
+  if (bias.has_value()) detail::check_like(op, "bias", *bias, xw, "xw", {gates * d.H});
   detail::check_like(op, "h0", h0, xw, "xw", {d.B, d.P});
   if (c0.has_value()) detail::check_like(op, "c0", *c0, xw, "xw", {d.B, d.H});
   return d;

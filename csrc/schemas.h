@@ -2,9 +2,10 @@
 // SIMT-emulated CUDA build defines the same ones in fastrnn_emulated.
 //
 // Every op is one layer, one direction, the recurrence only (the input projection
-// xw = x @ W_ih^T + b is one GEMM done in Python). Shapes, with G the cell's gate count
-// (tanh/relu 1, LSTM 4, GRU 3), H the hidden size and P the size of h (P = proj_size for a
-// projected LSTM, else H):
+// xw = x @ W_ih^T + b is one GEMM done in Python). lstm_forward may instead take the bias [4H] as
+// `bias`, added to xw's rows as they are read (a GEMM's bias is one more pass over all of xw).
+// Shapes, with G the cell's gate count (tanh/relu 1, LSTM 4, GRU 3), H the hidden size and P the
+// size of h (P = proj_size for a projected LSTM, else H):
 //   xw      [T, B, G*H], or [N, G*H] with batch_sizes (packed: step t owns the next
 //           batch_sizes[t] rows, batch_sizes is int64 on the CPU, non-increasing)
 //   w_hh    [G*H, P]; w_hr [P, H] (LSTM proj_size only); b_hn [H] (GRU's n-gate bias)
@@ -35,7 +36,8 @@ inline void define_ops(torch::Library& m) {
            " Tensor? batch_sizes, bool reverse) -> (Tensor grad_xw, Tensor grad_w_hh, Tensor grad_h0)").c_str());
   }
   m.def("lstm_forward(Tensor xw, Tensor w_hh, Tensor? w_hr, Tensor h0, Tensor c0, Tensor? batch_sizes,"
-        " bool reverse, bool save=True) -> (Tensor output, Tensor h_n, Tensor c_n, Tensor gates, Tensor cells)");
+        " bool reverse, bool save=True, Tensor? bias=None)"
+        " -> (Tensor output, Tensor h_n, Tensor c_n, Tensor gates, Tensor cells)");
   m.def("lstm_backward(Tensor grad_output, Tensor grad_h_n, Tensor grad_c_n, Tensor w_hh, Tensor? w_hr,"
         " Tensor h0, Tensor c0, Tensor output, Tensor gates, Tensor cells, Tensor? batch_sizes, bool reverse)"
         " -> (Tensor grad_xw, Tensor grad_w_hh, Tensor grad_w_hr, Tensor grad_h0, Tensor grad_c0)");

@@ -75,11 +75,12 @@ def fused_layer(mode: str, backend: str, x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0
     """The layer's forward on a fused backend: ((output, h_n[, c_n]), activations saved for backward).
     Called directly, with save=False (the ops then keep no activations), where no gradient is needed."""
     b, b_hn = projection_bias(mode, b_ih, b_hh)
-    xw = _project(x, w_ih, b)
     ops = _ops(backend)
-    if mode == "lstm":
-        output, h_n, c_n, *saved = ops.lstm_forward(xw, w_hh, w_hr, h0, c0, batch_sizes, reverse, save)
+    if mode == "lstm":  # the op adds the bias as it reads xw: addmm's bias is one more pass over xw
+        xw = _project(x, w_ih, None)
+        output, h_n, c_n, *saved = ops.lstm_forward(xw, w_hh, w_hr, h0, c0, batch_sizes, reverse, save, b)
         return (output, h_n, c_n), saved
+    xw = _project(x, w_ih, b)
     if mode == "gru":
         output, h_n, *saved = ops.gru_forward(xw, w_hh, b_hn, h0, batch_sizes, reverse, save)
         return (output, h_n), saved

@@ -23,7 +23,7 @@ def _rnn_backward(grad_output, grad_h_n, w_hh, h0, output, batch_sizes, reverse)
     return output.new_empty(xw_shape), torch.empty_like(w_hh), torch.empty_like(h0)
 
 
-def _lstm_forward(xw, w_hh, w_hr, h0, c0, batch_sizes, reverse, save=True):
+def _lstm_forward(xw, w_hh, w_hr, h0, c0, batch_sizes, reverse, save=True, bias=None):
     hidden = w_hh.shape[0] // 4
     saved = (torch.empty_like(xw), _rows(xw, hidden)) if save else (xw.new_empty(0), xw.new_empty(0))
     return (_rows(xw, w_hh.shape[1]), torch.empty_like(h0), torch.empty_like(c0), *saved)

@@ -310,6 +310,30 @@ def test_forward_without_save(fused, case: Case):
         torch.library.opcheck(fwd, tuple(args.values()), {"save": False})
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("case", [Case(cell="lstm", T=7, B=3, H=33, packed=True, reverse=True),
+                                  Case(cell="lstm", T=7, B=3, H=33, P=17)], ids=lambda c: c.name)
+def test_lstm_bias(fused, case: Case, dtype):
+    """lstm_forward's `bias` gives what the reference gives on xw + bias."""
+    backend, device = fused
+    skip_unless_runs(backend, device, dtype)
+    fwd = backends.ops_for(backend).lstm_forward
+    args = make_inputs(case, dtype, device)
+    bias = torch.randn(4 * case.H, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    got = fwd(*args.values(), True, bias.to(dtype=dtype, device=device))
+
+    def reference_on(dt):
+        a = cast(args, dt)
+        return run_reference("lstm", {**a, "xw": a["xw"] + bias.to(dt)})
+
+    ref64 = reference_on(torch.float64)
+    same = reference_on(dtype) if dtype == torch.bfloat16 else ref64
+    for name, a, r, s in zip(["output", "h_n", "c_n", "gates", "cells"], got, ref64, same, strict=True):
+        assert_close_rule(a.cpu(), r, s, name=name)
+    if isinstance(fwd, torch._ops.OpOverloadPacket) and dtype == torch.float32:
+        torch.library.opcheck(fwd, (*args.values(), True, bias.to(dtype=dtype, device=device)))
+
+
 # Argument checks: (name, cell, how to break the forward's args) -> the op must raise before running.
 def _bad(args: dict, **changes) -> dict:
     return {**args, **changes}
@@ -330,6 +354,9 @@ BAD_FORWARD = {  # name: (cell spec, how to break the args, pattern the message 
     "h0-dtype": ("rnn_tanh", lambda a: _bad(a, h0=a["h0"].double()), "h0.*dtype"),
     "h0-device": ("lstm", lambda a: _bad(a, h0=a["h0"].to("meta")), "h0.*device"),
     "c0-shape": ("lstm", lambda a: _bad(a, c0=a["c0"][:, :-1]), "c0"),
+    "bias-shape": ("lstm", lambda a: _bad(a, save=True, bias=a["xw"].new_zeros(a["xw"].shape[-1] - 1)), "bias"),
+    "bias-dtype": ("lstm", lambda a: _bad(a, save=True, bias=a["xw"].new_zeros(a["xw"].shape[-1]).double()),
+                   "bias.*dtype"),
     "c0-proj-shape": ("lstm-proj", lambda a: _bad(a, c0=a["h0"]), "c0"),
     "batch_sizes-increasing": ("lstm-packed", lambda a: _bad(a, batch_sizes=a["batch_sizes"].flip(0)), "batch_sizes"),
     "batch_sizes-sum": ("gru-packed", lambda a: _bad(a, xw=a["xw"][:-1]), "batch_sizes"),

@@ -1,5 +1,6 @@
 // Fused CPU LSTM (with optional projection w_hr): per step one GEMM (h_{t-1} @ W_hh^T), one
-// pointwise pass over the four gates, and with a projection one more GEMM (h = o*tanh(c) @ W_hr^T).
+// pointwise pass over the four gates (which adds the bias, if given, to xw's rows), and with a
+// projection one more GEMM (h = o*tanh(c) @ W_hr^T).
 #include <torch/library.h>
 
 #include "cells.h"
@@ -11,11 +12,14 @@ namespace {
 template <typename T>
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
     const Dims& d, const Schedule& sch, const at::Tensor& xw_, const at::Tensor& w_hh,
-    const std::optional<at::Tensor>& w_hr, const at::Tensor& h0, const at::Tensor& c0, bool save) {
+    const std::optional<at::Tensor>& w_hr, const at::Tensor& h0, const at::Tensor& c0, bool save,
+    const std::optional<at::Tensor>& bias) {
   using A = acc_t<T>;
   const int64_t H = d.H, P = d.P, G = 4 * H;
   const bool proj = w_hr.has_value();
   const at::Tensor xw = xw_.contiguous(), W = to_acc<A>(w_hh), Wr = proj ? to_acc<A>(*w_hr) : at::Tensor();
+  const at::Tensor bias_acc = bias.has_value() ? to_acc<A>(*bias) : at::Tensor();
+  const A* bv = bias_acc.defined() ? bias_acc.const_data_ptr<A>() : nullptr;
   at::Tensor output = empty_seq(d.seq(P), xw.options());
   const SavedRows<T> gates(d, G, save, xw.options()), cells(d, H, save, xw.options());
   at::Tensor h = acc_copy<A>(h0), c = acc_copy<A>(c0);
@@ -43,15 +47,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
       T* cout = cells.row(r, b);
       if constexpr (kVectorized<T>) {
         if (vk) {
-          vk->lstm_forward(xr, gr, H, j0, j1 - j0, csa + b * H, gout, cout, proj ? nullptr : out + r * H,
+          vk->lstm_forward(xr, gr, bv, H, j0, j1 - j0, csa + b * H, gout, cout, proj ? nullptr : out + r * H,
                             proj ? hus + b * H : hs + b * H);
           return;
         }
       }
+      auto pre = [&](int64_t k) { return A(xr[k]) + gr[k] + (bv ? bv[k] : A(0)); };
       for (int64_t j = j0; j < j1; ++j) {
         A i, f, gg, o, cc, hh;
-        LSTMCell::forward<A>(A(xr[j]) + gr[j], A(xr[H + j]) + gr[H + j], A(xr[2 * H + j]) + gr[2 * H + j],
-                             A(xr[3 * H + j]) + gr[3 * H + j], csa[b * H + j], i, f, gg, o, cc, hh);
+        LSTMCell::forward<A>(pre(j), pre(H + j), pre(2 * H + j), pre(3 * H + j), csa[b * H + j], i, f, gg, o, cc, hh);
         gout[j] = T(i);
         gout[H + j] = T(f);
         gout[2 * H + j] = T(gg);
@@ -170,12 +174,13 @@ constexpr const char* kBackward = "fastrnn::lstm_backward";
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward_op(
     const at::Tensor& xw, const at::Tensor& w_hh, const std::optional<at::Tensor>& w_hr, const at::Tensor& h0,
-    const at::Tensor& c0, const std::optional<at::Tensor>& batch_sizes, bool reverse, bool save) {
-  const Dims d = check_forward(kForward, 4, xw, w_hh, w_hr, std::nullopt, h0, c0, batch_sizes);
+    const at::Tensor& c0, const std::optional<at::Tensor>& batch_sizes, bool reverse, bool save,
+    const std::optional<at::Tensor>& bias) {
+  const Dims d = check_forward(kForward, 4, xw, w_hh, w_hr, std::nullopt, h0, c0, batch_sizes, bias);
   const at::Tensor bs = contiguous_sizes(batch_sizes);
   const Schedule sch = schedule(d, bs, reverse);
   return dispatch(kForward, "xw", xw,
-                  [&]<typename T>() { return forward<T>(d, sch, xw, w_hh, w_hr, h0, c0, save); });
+                  [&]<typename T>() { return forward<T>(d, sch, xw, w_hh, w_hr, h0, c0, save, bias); });
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_op(

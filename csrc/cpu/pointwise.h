@@ -18,9 +18,10 @@ struct Kernels {
   void (*rnn_forward)(bool relu, const T* x, const float* g, T* out, float* h, int64_t n);
   // dpre = act'(h) * (dh + gout).
   void (*rnn_backward)(bool relu, const T* h, const float* dh, const T* gout, float* dpre, int64_t n);
-  // x, g: 4H rows; c: c_{t-1} in, c_t out; writes gates (4H row), cells, out (may be null) and h.
-  void (*lstm_forward)(const T* x, const float* g, int64_t H, int64_t j0, int64_t n, float* c, T* gates, T* cells,
-                       T* out, float* h);
+  // x, g: 4H rows; b: the 4H bias or null; c: c_{t-1} in, c_t out; writes gates (4H row), cells,
+  // out (may be null) and h.
+  void (*lstm_forward)(const T* x, const float* g, const float* b, int64_t H, int64_t j0, int64_t n, float* c,
+                       T* gates, T* cells, T* out, float* h);
   // dh: gradient of the unprojected h_t; dc: in dc_t, out dc_{t-1}; dgates: 4H row;
   // hu (may be null): o * tanh(c_t), for the projection's weight gradient.
   void (*lstm_backward)(const T* gates, const T* c_prev, const T* cells, int64_t H, int64_t j0, int64_t n,

@@ -121,15 +121,20 @@ void rnn_backward(bool relu, const T* h, const float* dh, const T* gout, float* 
   });
 }
 
-template <typename T>
-void lstm_forward(const T* x, const float* g, int64_t H, int64_t j0, int64_t n, float* c, T* gates, T* cells,
-                  T* out, float* h) {
+template <bool kBias, typename T>
+void lstm_forward_pass(const T* x, const float* g, const float* b, int64_t H, int64_t j0, int64_t n, float* c,
+                       T* gates, T* cells, T* out, float* h) {
   chunks(n, [&](int64_t k, int64_t m) __attribute__((always_inline)) {
     const int64_t j = j0 + k;
-    const V i = sigmoid(load(x, j, m) + load(g, j, m));
-    const V f = sigmoid(load(x, H + j, m) + load(g, H + j, m));
-    const V gg = tanh(load(x, 2 * H + j, m) + load(g, 2 * H + j, m));
-    const V o = sigmoid(load(x, 3 * H + j, m) + load(g, 3 * H + j, m));
+    auto pre = [&](int64_t at) __attribute__((always_inline)) {
+      const V v = load(x, at, m) + load(g, at, m);
+      if constexpr (kBias) return v + load(b, at, m);
+      else return v;
+    };
+    const V i = sigmoid(pre(j));
+    const V f = sigmoid(pre(H + j));
+    const V gg = tanh(pre(2 * H + j));
+    const V o = sigmoid(pre(3 * H + j));
     const V cc = f * load(c, j, m) + i * gg;
     const V hh = o * tanh(cc);
     store(i, gates, j, m);
@@ -141,6 +146,13 @@ void lstm_forward(const T* x, const float* g, int64_t H, int64_t j0, int64_t n, 
     if (out) store(hh, out, j, m);
     store(hh, h, j, m);
   });
+}
+
+template <typename T>
+void lstm_forward(const T* x, const float* g, const float* b, int64_t H, int64_t j0, int64_t n, float* c, T* gates,
+                  T* cells, T* out, float* h) {
+  if (b) lstm_forward_pass<true>(x, g, b, H, j0, n, c, gates, cells, out, h);
+  else lstm_forward_pass<false>(x, g, b, H, j0, n, c, gates, cells, out, h);
 }
 
 template <typename T>

@@ -13,15 +13,16 @@ namespace fastrnn::cuda {
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> lstm_forward(const Tensor& xw, const Tensor& w_hh,
                                                                 const OptTensor& w_hr, const Tensor& h0,
                                                                 const Tensor& c0, const OptTensor& batch_sizes,
-                                                                bool reverse, bool save) {
+                                                                bool reverse, bool save, const OptTensor& bias) {
   const char* op = "lstm_forward";
-  const Dims d = check_forward(op, 4, xw, w_hh, w_hr, std::nullopt, h0, c0, batch_sizes);
+  const Dims d = check_forward(op, 4, xw, w_hh, w_hr, std::nullopt, h0, c0, batch_sizes, bias);
   check_backend(op, "xw", xw);
   const DeviceContext ctx(xw);
   const Schedule s = schedule(d, batch_sizes, reverse);
   const auto opts = xw.options();
   const bool proj = w_hr.has_value();
-  const Tensor x = matrix(xw, d), w_t = w_hh.contiguous().t();
+  // The bias joins xw in one pass here (the CPU backend adds it in its cell pass instead).
+  const Tensor x = matrix(bias.has_value() ? at::add(xw, *bias) : xw, d), w_t = w_hh.contiguous().t();
   const Tensor wr_t = proj ? w_hr->contiguous().t() : Tensor();
   // Without save, one step's rows, overwritten at every step.
   const int64_t saved_rows = save ? d.N : d.B;

@@ -25,7 +25,7 @@ std::tuple<Tensor, Tensor, Tensor> rnn_relu_backward(const Tensor& grad_output, 
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> lstm_forward(const Tensor& xw, const Tensor& w_hh,
                                                                 const OptTensor& w_hr, const Tensor& h0,
                                                                 const Tensor& c0, const OptTensor& batch_sizes,
-                                                                bool reverse, bool save);
+                                                                bool reverse, bool save, const OptTensor& bias);
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> lstm_backward(
     const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& grad_c_n, const Tensor& w_hh,
     const OptTensor& w_hr, const Tensor& h0, const Tensor& c0, const Tensor& output, const Tensor& gates,

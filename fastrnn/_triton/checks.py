@@ -100,7 +100,7 @@ def _check_weights(op: str, d: Dims, gates: int, w_hh: Tensor, w_hr: Optional[Te
 
 def check_forward(op: str, gates: int, xw: Tensor, w_hh: Tensor, h0: Tensor, batch_sizes: Optional[Tensor],
                   w_hr: Optional[Tensor] = None, b_hn: Optional[Tensor] = None,
-                  c0: Optional[Tensor] = None) -> Dims:
+                  c0: Optional[Tensor] = None, bias: Optional[Tensor] = None) -> Dims:
     d = _check_layout(op, "xw", xw, batch_sizes, "G*H")
     _check_weights(op, d, gates, w_hh, w_hr, xw, "xw", h0)
     if xw.shape[-1] != gates * d.H:
@@ -108,6 +108,8 @@ def check_forward(op: str, gates: int, xw: Tensor, w_hh: Tensor, h0: Tensor, bat
                   f"got shape {list(xw.shape)}")
     if b_hn is not None:
         _check_like(op, "b_hn", b_hn, xw, "xw", (d.H,))
+    if bias is not None:
+        _check_like(op, "bias", bias, xw, "xw", (gates * d.H,))
     _check_like(op, "h0", h0, xw, "xw", (d.B, d.P))
     if c0 is not None:
         _check_like(op, "c0", c0, xw, "xw", (d.B, d.H))

@@ -141,9 +141,11 @@ def rnn_relu_backward(grad_output: Tensor, grad_h_n: Tensor, w_hh: Tensor, h0: T
 
 @_op("fastrnn_triton::lstm_forward", mutates_args=())
 def lstm_forward(xw: Tensor, w_hh: Tensor, w_hr: Optional[Tensor], h0: Tensor, c0: Tensor,
-                 batch_sizes: Optional[Tensor], reverse: bool,
-                 save: bool = True) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    d = check_forward("lstm_forward", 4, xw, w_hh, h0, batch_sizes, w_hr=w_hr, c0=c0)
+                 batch_sizes: Optional[Tensor], reverse: bool, save: bool = True,
+                 bias: Optional[Tensor] = None) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    d = check_forward("lstm_forward", 4, xw, w_hh, h0, batch_sizes, w_hr=w_hr, c0=c0, bias=bias)
+    if bias is not None:  # one pass over xw (the CPU backend adds it in its cell pass instead)
+        xw = xw + bias
     H, P = d.H, d.P
     s = Schedule(xw, batch_sizes, h0.shape[0])
     x, w, h0, c0 = s.flat(xw), w_hh.contiguous(), h0.contiguous(), c0.contiguous()
