@@ -8,6 +8,7 @@
 #include <c10/util/Exception.h>
 
 #include <optional>
+#include <vector>
 
 #if !defined(FASTRNN_SIMT_EMULATION)
 #include <c10/cuda/CUDAGuard.h>
@@ -90,6 +91,24 @@ inline Schedule schedule(const Dims& d, const std::optional<at::Tensor>& batch_s
 
 // A fresh contiguous [rows, width] copy: the running state and its gradient.
 inline at::Tensor state_copy(const at::Tensor& t) { return t.clone(at::MemoryFormat::Contiguous); }
+
+// An activation the forward saves for backward: [N, width] rows or, without save (inference), one
+// step's [B, width] rows, which every step overwrites and the op returns empty. The CPU backend's
+// SavedRows does the same with row pointers.
+class SavedRows {
+ public:
+  SavedRows(const Dims& d, int64_t width, bool save, const at::TensorOptions& options)
+      : buffer_(at::empty({save ? d.N : d.B, width}, options)), seq_(d.seq(width)), save_(save) {}
+  // Step st's rows as a kernel buffer.
+  kernels::Buf at_step(const Step& st) const { return buf(buffer_, save_ ? st.row : 0, st.rows); }
+  // The op's output: the rows in xw's leading shape, or [0] without save.
+  at::Tensor result() const { return save_ ? buffer_.view(seq_) : at::empty({0}, buffer_.options()); }
+
+ private:
+  at::Tensor buffer_;
+  std::vector<int64_t> seq_;
+  bool save_;
+};
 
 // The [N, width] row-major view of a sequence tensor.
 inline at::Tensor matrix(const at::Tensor& t, const Dims& d) { return t.contiguous().view({d.N, t.size(-1)}); }

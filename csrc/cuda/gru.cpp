@@ -22,8 +22,8 @@ std::tuple<Tensor, Tensor, Tensor> gru_forward(const Tensor& xw, const Tensor& w
   const auto opts = xw.options();
   const Tensor x = matrix(xw, d), w_t = w_hh.t().contiguous();
   const Tensor b = b_hn.has_value() ? b_hn->contiguous() : Tensor();
-  // Without save, one step's rows, overwritten at every step.
-  Tensor out = at::empty({d.N, d.H}, opts), workspace = at::empty({save ? d.N : d.B, 4 * d.H}, opts);
+  Tensor out = at::empty({d.N, d.H}, opts);
+  const SavedRows workspace(d, 4 * d.H, save, opts);
   Tensor h = state_copy(h0), gh = at::empty({d.B, 3 * d.H}, opts);
   for (int64_t k = 0; k < s.steps(); ++k) {
     const Step st = s.step(k);
@@ -31,9 +31,9 @@ std::tuple<Tensor, Tensor, Tensor> gru_forward(const Tensor& xw, const Tensor& w
     at::mm_out(gh_n, h_n, w_t);
     kernels::gru_forward_step(dtype_tag(xw), ctx.stream(), step_rows(st), d.H,
                               {buf(x, st.row, st.rows), buf(gh_n), b.defined() ? buf(b) : none(), buf(h_n),
-                               buf(workspace, save ? st.row : 0, st.rows), buf(out, st.row, st.rows)});
+                               workspace.at_step(st), buf(out, st.row, st.rows)});
   }
-  return {out.view(d.seq(d.H)), h, save ? workspace.view(d.seq(4 * d.H)) : at::empty({0}, opts)};
+  return {out.view(d.seq(d.H)), h, workspace.result()};
 }
 
 std::tuple<Tensor, Tensor, Tensor, Tensor> gru_backward(const Tensor& grad_output, const Tensor& grad_h_n,

@@ -24,10 +24,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> lstm_forward(const Tensor& xw
   // The bias joins xw in one pass here (the CPU backend adds it in its cell pass instead).
   const Tensor x = matrix(bias.has_value() ? at::add(xw, *bias) : xw, d), w_t = w_hh.contiguous().t();
   const Tensor wr_t = proj ? w_hr->contiguous().t() : Tensor();
-  // Without save, one step's rows, overwritten at every step.
-  const int64_t saved_rows = save ? d.N : d.B;
-  Tensor out = at::empty({d.N, d.P}, opts), gates = at::empty({saved_rows, 4 * d.H}, opts),
-         cells = at::empty({saved_rows, d.H}, opts);
+  Tensor out = at::empty({d.N, d.P}, opts);
+  const SavedRows gates(d, 4 * d.H, save, opts), cells(d, d.H, save, opts);
   Tensor h = state_copy(h0), c = state_copy(c0);
   Tensor pre = at::empty({d.B, 4 * d.H}, opts);
   Tensor h_unproj = proj ? at::empty({d.B, d.H}, opts) : Tensor();
@@ -36,16 +34,14 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> lstm_forward(const Tensor& xw
     Tensor pre_n = head(pre, st.rows), h_n = head(h, st.rows), o = rows(out, st.row, st.rows);
     at::addmm_out(pre_n, rows(x, st.row, st.rows), h_n, w_t);
     kernels::lstm_forward_step(dtype_tag(xw), ctx.stream(), step_rows(st), d.H,
-                               {buf(pre_n), buf(c, 0, st.rows), buf(gates, save ? st.row : 0, st.rows),
-                                buf(cells, save ? st.row : 0, st.rows), proj ? buf(h_unproj, 0, st.rows) : buf(o),
-                                proj ? none() : buf(h_n)});
+                               {buf(pre_n), buf(c, 0, st.rows), gates.at_step(st), cells.at_step(st),
+                                proj ? buf(h_unproj, 0, st.rows) : buf(o), proj ? none() : buf(h_n)});
     if (proj) {
       at::mm_out(o, head(h_unproj, st.rows), wr_t);
       h_n.copy_(o);
     }
   }
-  if (!save) return {out.view(d.seq(d.P)), h, c, at::empty({0}, opts), at::empty({0}, opts)};
-  return {out.view(d.seq(d.P)), h, c, gates.view(d.seq(4 * d.H)), cells.view(d.seq(d.H))};
+  return {out.view(d.seq(d.P)), h, c, gates.result(), cells.result()};
 }
 
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> lstm_backward(
