@@ -1,6 +1,8 @@
-"""The CPU backend's other pointwise builds on this machine: the AVX2 kernels (an AVX-512 CPU runs
-the AVX-512 ones) and the scalar loops (FASTRNN_CPU_VEC, read once per process: a subprocess each),
-through test_ops' forward and backward tests of the cpu backend in float32 and bfloat16."""
+"""The CPU backend's other builds on this machine: the AVX2 kernels (an AVX-512 CPU runs the AVX-512
+ones), the scalar loops (FASTRNN_CPU_VEC), and each of the two step GEMMs, MKL's packed GEMM and the
+panel GEMM (FASTRNN_CPU_GEMM; the CPU picks one by default), through test_ops' forward and backward
+tests of the cpu backend in float32 and bfloat16. The variables are read once per process: a
+subprocess each."""
 from __future__ import annotations
 
 import os
@@ -16,14 +18,15 @@ from fastrnn import _ext
 pytestmark = pytest.mark.skipif(not _ext.has_cpu(), reason="fastrnn._C is not built")
 
 
-@pytest.mark.parametrize("vec", ["avx2", "0"], ids=["avx2", "scalar"])
-def test_ops_on_build(vec):
+@pytest.mark.parametrize("vec,gemm", [("avx2", "mkl"), ("avx2", "panel"), ("0", "")],
+                         ids=["avx2-mkl", "avx2-panel", "scalar"])
+def test_ops_on_build(vec, gemm):
     if vec == "avx2" and torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
         pytest.skip("the CPU has no AVX2")
     here = pathlib.Path(__file__).parent
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(here / "test_ops.py"),
          "-k", "(test_forward or test_backward) and cpu and not float64"],
-        env={**os.environ, "FASTRNN_CPU_VEC": vec}, capture_output=True, text=True, timeout=600)
+        env={**os.environ, "FASTRNN_CPU_VEC": vec, "FASTRNN_CPU_GEMM": gemm}, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert " passed" in done.stdout

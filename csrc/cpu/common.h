@@ -12,9 +12,14 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
+#include <vector>
 #if defined(__linux__)
 #include <sys/mman.h>
+#endif
+#if defined(_OPENMP)
+#include <omp.h>
 #endif
 
 #include "checks.h"
@@ -129,6 +134,21 @@ inline bool mkl_is_fast() {
   return false;
 #endif
 }
+// Whether the large one-off GEMMs go to oneDNN: only where MKL is slow and oneDNN has AVX-512 kernels
+// that MKL does not use there. On an AVX2-only AMD EPYC both run AVX2 and MKL wins, most of all with
+// a transposed operand (dW = dgates^T @ h_prev: oneDNN 79 against MKL 122-163 GFLOP/s; the LSTM
+// backward op at (100,64,256,256) took 56-64 ms through oneDNN and 44 ms through MKL).
+inline bool dnnl_gemm_is_faster() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool faster = [] {
+    __builtin_cpu_init();
+    return !mkl_is_fast() && __builtin_cpu_supports("avx512f") != 0;
+  }();
+  return faster;
+#else
+  return false;
+#endif
+}
 
 // Runs the BLAS calls of its scope on the calling thread alone when a product is this small (FLOPs):
 // MKL forks its threads for a 1x256x64 product too, which then takes 2.5x as long as on one thread;
@@ -156,7 +176,7 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const A* a, int64_t
           A beta, A* c, int64_t ldc) {
   if (M == 0 || N == 0) return;
   if constexpr (std::is_same_v<A, float>) {
-    if (2.0 * M * N * K >= kDnnlMinFlops && !mkl_is_fast() && dnnl_gemm(ta, tb, M, N, K, a, lda, b, ldb, beta, c, ldc))
+    if (2.0 * M * N * K >= kDnnlMinFlops && dnnl_gemm_is_faster() && dnnl_gemm(ta, tb, M, N, K, a, lda, b, ldb, beta, c, ldc))
       return;
   }
   auto blas = [] {
@@ -227,6 +247,133 @@ class StepGemm {
   int64_t ldb_;
   at::Tensor packed_;  // MKL's packed B, or undefined
 };
+
+// The packed-panel step GEMM (panels.h), or null where the time loops use StepGemm (MKL) instead.
+// On CPUs where MKL takes its generic code paths (non-Intel: its GEMV shows up as mkl_blas_def_xsgemv)
+// the panel GEMM measured 1.2-1.7x faster than cblas_sgemm_compute per step, on one thread and on a
+// team of two (AMD EPYC, AVX2: 64x256 @ 256x1024 in 199 us against 302 us). FASTRNN_CPU_GEMM=mkl or
+// =panel overrides the choice (read once per process), e.g. to compare the two on one machine.
+inline vec::PanelGemmFn panel_gemm_kernel() {
+  static const vec::PanelGemmFn fn = []() -> vec::PanelGemmFn {
+    const vec::KernelSet* set = vec::kernels();
+    const char* env = std::getenv("FASTRNN_CPU_GEMM");
+    const bool forced_mkl = env && std::strcmp(env, "mkl") == 0, forced_panel = env && std::strcmp(env, "panel") == 0;
+    if (set == nullptr || forced_mkl || (mkl_is_fast() && !forced_panel)) return nullptr;
+    return set->panel_gemm;
+  }();
+  return fn;
+}
+
+// A recurrent weight packed once per call for the panel GEMM: B = op(w) is [K, gates * H] (w^T when
+// trans; w row-major with leading dimension ldw), its columns grouped by blocks of kPanelWidth hidden
+// units, each block holding its units' columns of every gate (gate k of unit j is column k * H + j).
+// The last block's panels are zero-padded.
+class PanelWeights {
+ public:
+  PanelWeights(const float* w, int64_t ldw, bool trans, int64_t K, int64_t H, int64_t gates)
+      : K_(K), gates_(gates), blocks_((H + vec::kPanelWidth - 1) / vec::kPanelWidth) {
+    const int64_t panels = blocks_ * gates;
+    constexpr int64_t PW = vec::kPanelWidth;
+    data_ = at::empty({panels * K * PW}, acc_options<float>());
+    cols_.resize(panels);
+    widths_.resize(panels);
+    float* dst = data_.data_ptr<float>();
+    for (int64_t p = 0; p < panels; ++p) {
+      const int64_t j0 = (p / gates) * PW;
+      cols_[p] = (p % gates) * H + j0;
+      widths_[p] = int32_t(std::min(PW, H - j0));
+    }
+    at::parallel_for(0, panels, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t p = lo; p < hi; ++p) {
+        float* panel = dst + p * K * PW;
+        for (int64_t k = 0; k < K; ++k)
+          for (int64_t n = 0; n < PW; ++n)
+            panel[k * PW + n] = n >= widths_[p] ? 0.f : trans ? w[(cols_[p] + n) * ldw + k] : w[k * ldw + cols_[p] + n];
+      }
+    });
+  }
+  int64_t blocks() const { return blocks_; }
+  // C[m, the columns of unit blocks [b0, b1)] (+)= a[m, :] @ B for m < M.
+  void gemm(vec::PanelGemmFn fn, int64_t M, const float* a, int64_t lda, float* c, int64_t ldc, int64_t b0,
+            int64_t b1, bool accumulate = false) const {
+    if (M > 0 && b1 > b0)
+      fn(M, K_, a, lda, data_.const_data_ptr<float>(), cols_.data(), widths_.data(), b0 * gates_, b1 * gates_, c, ldc,
+         accumulate);
+  }
+
+ private:
+  int64_t K_, gates_, blocks_;
+  at::Tensor data_;
+  std::vector<int64_t> cols_;
+  std::vector<int32_t> widths_;
+};
+
+// How many threads a panel time loop runs on: one per kFlopsPerThread of a step's GEMM (a thread team
+// pays a barrier per step), at most torch's thread count and one per unit block.
+inline int64_t team_size(double step_flops, int64_t blocks) {
+  constexpr double kFlopsPerThread = 4e4;
+  const auto wanted = int64_t(step_flops / kFlopsPerThread) + 1;
+  return std::max<int64_t>(1, std::min({wanted, int64_t(at::get_num_threads()), blocks}));
+}
+
+// Runs f(thread, threads) on a team of `threads` threads that stays together for a whole time loop,
+// its members meeting at team_barrier() once per step; one thread without OpenMP (or nested in a
+// parallel region). f must not throw.
+template <typename F>
+void team(int64_t threads, const F& f) {
+#if defined(_OPENMP)
+  if (threads > 1) {
+#pragma omp parallel num_threads(int(threads))
+    f(int64_t(omp_get_thread_num()), int64_t(omp_get_num_threads()));
+    return;
+  }
+#endif
+  f(int64_t(0), int64_t(1));
+}
+
+inline void team_barrier() {
+#if defined(_OPENMP)
+#pragma omp barrier
+#endif
+}
+
+// A forward time loop on the panel GEMM. Each member of a team takes a share of the unit blocks:
+// per step it computes g[:, the columns of its units] = h_{t-1} @ B and then cell(st, b, j0, j1) for its
+// units [j0, j1) of every row b. h_{t-1} comes from the previous step's rows of `out` (or h0), which no
+// member writes again, so the members meet once per step, after their cells.
+template <typename Cell>
+void panel_forward(const Schedule& sch, const PanelWeights& w, vec::PanelGemmFn fn, const float* out,
+                   const float* h0, int64_t P, float* g, int64_t ldg, int64_t H, double step_flops, const Cell& cell) {
+  team(team_size(step_flops, w.blocks()), [&](int64_t thread, int64_t threads) {
+    const int64_t b0 = w.blocks() * thread / threads, b1 = w.blocks() * (thread + 1) / threads;
+    const int64_t j0 = b0 * vec::kPanelWidth, j1 = std::min(H, b1 * vec::kPanelWidth);
+    for (int64_t s = 0; s < sch.steps(); ++s) {
+      const Step st = sch.step(s);
+      w.gemm(fn, st.prev_rows, out + st.prev_row * P, P, g, ldg, b0, b1);
+      w.gemm(fn, st.rows - st.prev_rows, h0 + st.prev_rows * P, P, g + st.prev_rows * ldg, ldg, b0, b1);
+      for (int64_t b = 0; b < st.rows; ++b) cell(st, b, j0, j1);
+      team_barrier();
+    }
+  });
+}
+
+// The backward time loop on the panel GEMM, steps in reverse: each member runs cell(st, b, j0, j1) for
+// its units (writing their columns of the step's dg rows and of dh), and once every member has, computes
+// dh[:, its units] (+)= dg_step @ B, the only columns of dh its next cell reads.
+template <typename Cell>
+void panel_backward(const Schedule& sch, const PanelWeights& w, vec::PanelGemmFn fn, const float* dg, int64_t ldg,
+                    float* dh, int64_t P, int64_t H, double step_flops, bool accumulate, const Cell& cell) {
+  team(team_size(step_flops, w.blocks()), [&](int64_t thread, int64_t threads) {
+    const int64_t b0 = w.blocks() * thread / threads, b1 = w.blocks() * (thread + 1) / threads;
+    const int64_t j0 = b0 * vec::kPanelWidth, j1 = std::min(H, b1 * vec::kPanelWidth);
+    for (int64_t s = sch.steps() - 1; s >= 0; --s) {
+      const Step st = sch.step(s);
+      for (int64_t b = 0; b < st.rows; ++b) cell(st, b, j0, j1);
+      team_barrier();
+      w.gemm(fn, st.rows, dg + st.row * ldg, ldg, dh, P, b0, b1, accumulate);
+    }
+  });
+}
 
 // f(b, j0, j1) over units [j0, j1) of rows b in [0, rows), units of H per row, split across
 // threads only when a step has enough elements to pay for it.

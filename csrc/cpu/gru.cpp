@@ -26,34 +26,46 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward(const Dims& d, const Sche
   A* hs = h.data_ptr<A>();
   A* g = gh.data_ptr<A>();
   const vec::Kernels<T>* vk = vec_kernels<T>();
-  const StepGemm<A> recurrent(true, H, G, w, H, d.B);  // h @ W_hh^T
-  for (int64_t s = 0; s < sch.steps(); ++s) {
-    const Step st = sch.step(s);
-    recurrent(st.rows, hs, H, A(0), g, G);
-    for_units(st.rows, H, 8, [&](int64_t b, int64_t j0, int64_t j1) {
-      const int64_t r = st.row + b;
-      const T* xr = x + r * G;
-      const A* gr = g + b * G;
-      T* wr = workspace.row(r, b);
-      if constexpr (kVectorized<T>) {
-        if (vk) {
-          vk->gru_forward(xr, gr, bn, H, j0, j1 - j0, wr, out + r * H, hs + b * H);
-          return;
-        }
+  // The cell of units [j0, j1) of row b of step st, after its GEMM wrote g's row b.
+  auto cell = [&](const Step& st, int64_t b, int64_t j0, int64_t j1) {
+    const int64_t r = st.row + b;
+    const T* xr = x + r * G;
+    const A* gr = g + b * G;
+    T* wr = workspace.row(r, b);
+    if constexpr (kVectorized<T>) {
+      if (vk) {
+        vk->gru_forward(xr, gr, bn, H, j0, j1 - j0, wr, out + r * H, hs + b * H);
+        return;
       }
-      for (int64_t j = j0; j < j1; ++j) {
-        const A hn = gr[2 * H + j] + (bn ? bn[j] : A(0));
-        A rr, z, n, hh;
-        GRUCell::forward<A>(A(xr[j]), A(xr[H + j]), A(xr[2 * H + j]), gr[j], gr[H + j], hn, hs[b * H + j], rr, z,
-                            n, hh);
-        wr[j] = T(rr);
-        wr[H + j] = T(z);
-        wr[2 * H + j] = T(n);
-        wr[3 * H + j] = T(hn);
-        out[r * H + j] = T(hh);
-        hs[b * H + j] = hh;
-      }
-    });
+    }
+    for (int64_t j = j0; j < j1; ++j) {
+      const A hn = gr[2 * H + j] + (bn ? bn[j] : A(0));
+      A rr, z, n, hh;
+      GRUCell::forward<A>(A(xr[j]), A(xr[H + j]), A(xr[2 * H + j]), gr[j], gr[H + j], hn, hs[b * H + j], rr, z, n,
+                          hh);
+      wr[j] = T(rr);
+      wr[H + j] = T(z);
+      wr[2 * H + j] = T(n);
+      wr[3 * H + j] = T(hn);
+      out[r * H + j] = T(hh);
+      hs[b * H + j] = hh;
+    }
+  };
+  const vec::PanelGemmFn panel = std::is_same_v<T, float> ? panel_gemm_kernel() : nullptr;
+  if constexpr (std::is_same_v<T, float>) {
+    if (panel != nullptr) {
+      const at::Tensor h0c = h0.contiguous();
+      panel_forward(sch, PanelWeights(w, H, true, H, H, 3), panel, out, h0c.const_data_ptr<float>(), H, g, G, H,
+                    2.0 * d.B * G * H, cell);
+    }
+  }
+  if (panel == nullptr) {
+    const StepGemm<A> recurrent(true, H, G, w, H, d.B);  // h @ W_hh^T
+    for (int64_t s = 0; s < sch.steps(); ++s) {
+      const Step st = sch.step(s);
+      recurrent(st.rows, hs, H, A(0), g, G);
+      for_units(st.rows, H, 8, [&](int64_t b, int64_t j0, int64_t j1) { cell(st, b, j0, j1); });
+    }
   }
   return {output, h.to(xw.scalar_type()), workspace.result()};
 }
@@ -81,35 +93,46 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
   A* dg = dgh.data_ptr<A>();
   A* dhs = dh.data_ptr<A>();
   const vec::Kernels<T>* vk = vec_kernels<T>();
-  const StepGemm<A> recurrent(false, G, H, w, H, d.B);  // dgh @ W_hh
-  for (int64_t s = sch.steps() - 1; s >= 0; --s) {
-    const Step st = sch.step(s);
-    for_units(st.rows, H, 6, [&](int64_t b, int64_t j0, int64_t j1) {
-      const int64_t r = st.row + b;
-      const T* wr = ws + r * 4 * H;
-      A* dgr = dg + r * G;
-      T* dxr = dx + r * G;
-      if constexpr (kVectorized<T>) {
-        if (vk) {
-          vk->gru_backward(wr, hp + r * H, go + r * H, H, j0, j1 - j0, dhs + b * H, dxr, dgr);
-          return;
-        }
+  // The cell's backward for units [j0, j1) of row b of step st (dh_t complete for them): leaves the
+  // direct part of dh_{t-1}, z * dh_t, in dh.
+  auto cell = [&](const Step& st, int64_t b, int64_t j0, int64_t j1) {
+    const int64_t r = st.row + b;
+    const T* wr = ws + r * 4 * H;
+    A* dgr = dg + r * G;
+    T* dxr = dx + r * G;
+    if constexpr (kVectorized<T>) {
+      if (vk) {
+        vk->gru_backward(wr, hp + r * H, go + r * H, H, j0, j1 - j0, dhs + b * H, dxr, dgr);
+        return;
       }
-      for (int64_t j = j0; j < j1; ++j) {
-        A dr, dz, dn, dhn, dhp;
-        GRUCell::backward<A>(A(wr[j]), A(wr[H + j]), A(wr[2 * H + j]), A(wr[3 * H + j]), hp[r * H + j],
-                             dhs[b * H + j] + A(go[r * H + j]), dr, dz, dn, dhn, dhp);
-        dxr[j] = T(dr);
-        dxr[H + j] = T(dz);
-        dxr[2 * H + j] = T(dn);
-        dgr[j] = dr;
-        dgr[H + j] = dz;
-        dgr[2 * H + j] = dhn;
-        dhs[b * H + j] = dhp;
-      }
-    });
-    // dh_{t-1} = z * dh (already in dh) + dgh @ W_hh.
-    recurrent(st.rows, dg + st.row * G, G, A(1), dhs, H);
+    }
+    for (int64_t j = j0; j < j1; ++j) {
+      A dr, dz, dn, dhn, dhp;
+      GRUCell::backward<A>(A(wr[j]), A(wr[H + j]), A(wr[2 * H + j]), A(wr[3 * H + j]), hp[r * H + j],
+                           dhs[b * H + j] + A(go[r * H + j]), dr, dz, dn, dhn, dhp);
+      dxr[j] = T(dr);
+      dxr[H + j] = T(dz);
+      dxr[2 * H + j] = T(dn);
+      dgr[j] = dr;
+      dgr[H + j] = dz;
+      dgr[2 * H + j] = dhn;
+      dhs[b * H + j] = dhp;
+    }
+  };
+  // dh_{t-1} = z * dh (already in dh) + dgh @ W_hh. The panel GEMM is float32 (bfloat16 keeps its
+  // state and gradients in float).
+  const vec::PanelGemmFn panel = std::is_same_v<A, float> ? panel_gemm_kernel() : nullptr;
+  if constexpr (std::is_same_v<A, float>) {
+    if (panel != nullptr)
+      panel_backward(sch, PanelWeights(w, H, false, G, H, 1), panel, dg, G, dhs, H, H, 2.0 * d.B * G * H, true, cell);
+  }
+  if (panel == nullptr) {
+    const StepGemm<A> recurrent(false, G, H, w, H, d.B);  // dgh @ W_hh
+    for (int64_t s = sch.steps() - 1; s >= 0; --s) {
+      const Step st = sch.step(s);
+      for_units(st.rows, H, 6, [&](int64_t b, int64_t j0, int64_t j1) { cell(st, b, j0, j1); });
+      recurrent(st.rows, dg + st.row * G, G, A(1), dhs, H);
+    }
   }
   at::Tensor dW = at::empty({G, H}, ao);
   gemm<A>(true, false, G, H, d.N, dg, G, hp, H, A(0), dW.data_ptr<A>(), H);

@@ -23,6 +23,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
   at::Tensor output = empty_seq(d.seq(P), xw.options());
   const SavedRows<T> gates(d, G, save, xw.options()), cells(d, H, save, xw.options());
   at::Tensor h = acc_copy<A>(h0), c = acc_copy<A>(c0);
+  const at::Tensor h0c = h0.contiguous();
   at::Tensor gh = at::empty({d.B, G}, acc_options<A>());
   at::Tensor hu = proj ? at::empty({d.B, H}, acc_options<A>()) : at::Tensor();  // o * tanh(c) before w_hr
   const T* x = xw.const_data_ptr<T>();
@@ -33,43 +34,53 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
   A* g = gh.data_ptr<A>();
   A* hus = proj ? hu.data_ptr<A>() : nullptr;
   const vec::Kernels<T>* vk = vec_kernels<T>();
+  // The cell of units [j0, j1) of row b of step st, after its GEMM wrote g's row b.
+  auto cell = [&](const Step& st, int64_t b, int64_t j0, int64_t j1) {
+    const int64_t r = st.row + b;
+    const T* xr = x + r * G;
+    const A* gr = g + b * G;
+    T* gout = gates.row(r, b);
+    T* cout = cells.row(r, b);
+    if constexpr (kVectorized<T>) {
+      if (vk) {
+        vk->lstm_forward(xr, gr, bv, H, j0, j1 - j0, csa + b * H, gout, cout, proj ? nullptr : out + r * H,
+                          proj ? hus + b * H : hs + b * H);
+        return;
+      }
+    }
+    auto pre = [&](int64_t k) { return A(xr[k]) + gr[k] + (bv ? bv[k] : A(0)); };
+    for (int64_t j = j0; j < j1; ++j) {
+      A i, f, gg, o, cc, hh;
+      LSTMCell::forward<A>(pre(j), pre(H + j), pre(2 * H + j), pre(3 * H + j), csa[b * H + j], i, f, gg, o, cc, hh);
+      gout[j] = T(i);
+      gout[H + j] = T(f);
+      gout[2 * H + j] = T(gg);
+      gout[3 * H + j] = T(o);
+      cout[j] = T(cc);
+      csa[b * H + j] = cc;
+      if (proj) {
+        hus[b * H + j] = hh;
+      } else {
+        out[r * H + j] = T(hh);
+        hs[b * H + j] = hh;
+      }
+    }
+  };
+  if constexpr (std::is_same_v<T, float>) {
+    if (const vec::PanelGemmFn panel = proj ? nullptr : panel_gemm_kernel()) {
+      const PanelWeights recurrent(w, P, true, P, H, 4);  // h @ W_hh^T
+      panel_forward(sch, recurrent, panel, out, h0c.const_data_ptr<float>(), P, g, G, H, 2.0 * d.B * G * P, cell);
+      const auto dt = xw.scalar_type();
+      return {output, h.to(dt), c.to(dt), gates.result(), cells.result()};
+    }
+  }
   const StepGemm<A> recurrent(true, P, G, w, P, d.B);  // h @ W_hh^T
   const std::optional<StepGemm<A>> project =
       proj ? std::make_optional<StepGemm<A>>(true, H, P, Wr.const_data_ptr<A>(), H, d.B) : std::nullopt;  // @ W_hr^T
   for (int64_t s = 0; s < sch.steps(); ++s) {
     const Step st = sch.step(s);
     recurrent(st.rows, hs, P, A(0), g, G);
-    for_units(st.rows, H, 12, [&](int64_t b, int64_t j0, int64_t j1) {
-      const int64_t r = st.row + b;
-      const T* xr = x + r * G;
-      const A* gr = g + b * G;
-      T* gout = gates.row(r, b);
-      T* cout = cells.row(r, b);
-      if constexpr (kVectorized<T>) {
-        if (vk) {
-          vk->lstm_forward(xr, gr, bv, H, j0, j1 - j0, csa + b * H, gout, cout, proj ? nullptr : out + r * H,
-                            proj ? hus + b * H : hs + b * H);
-          return;
-        }
-      }
-      auto pre = [&](int64_t k) { return A(xr[k]) + gr[k] + (bv ? bv[k] : A(0)); };
-      for (int64_t j = j0; j < j1; ++j) {
-        A i, f, gg, o, cc, hh;
-        LSTMCell::forward<A>(pre(j), pre(H + j), pre(2 * H + j), pre(3 * H + j), csa[b * H + j], i, f, gg, o, cc, hh);
-        gout[j] = T(i);
-        gout[H + j] = T(f);
-        gout[2 * H + j] = T(gg);
-        gout[3 * H + j] = T(o);
-        cout[j] = T(cc);
-        csa[b * H + j] = cc;
-        if (proj) {
-          hus[b * H + j] = hh;
-        } else {
-          out[r * H + j] = T(hh);
-          hs[b * H + j] = hh;
-        }
-      }
-    });
+    for_units(st.rows, H, 12, [&](int64_t b, int64_t j0, int64_t j1) { cell(st, b, j0, j1); });
     if (proj) {
       (*project)(st.rows, hus, H, A(0), hs, P);
       T* o = out + st.row * P;
@@ -116,46 +127,56 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
   // The vectorized pass reads dh_t whole: without a projection it is formed first in dh_sum.
   at::Tensor dh_sum = (vk && !proj) ? at::empty({d.B, H}, ao) : at::Tensor();
   A* dsum = dh_sum.defined() ? dh_sum.data_ptr<A>() : nullptr;
-  const StepGemm<A> recurrent(false, G, P, w, P, d.B);  // dgates @ W_hh
-  const std::optional<StepGemm<A>> project =
-      proj ? std::make_optional<StepGemm<A>>(false, P, H, Wr.const_data_ptr<A>(), H, d.B) : std::nullopt;  // @ W_hr
-  for (int64_t s = sch.steps() - 1; s >= 0; --s) {
-    const Step st = sch.step(s);
-    if (proj) {
-      A* dst = dhps + st.row * P;
-      const T* src = go + st.row * P;
-      for (int64_t k = 0; k < st.rows * P; ++k) dst[k] = dhs[k] + A(src[k]);
-      (*project)(st.rows, dst, P, A(0), dhus, H);
+  // The cell's backward for units [j0, j1) of row b of step st (dh_t complete for them).
+  auto cell = [&](const Step& st, int64_t b, int64_t j0, int64_t j1) {
+    const int64_t r = st.row + b;
+    const T* gr = gs + r * G;
+    const T* c_prev = prev_row(st, b, cs, c0p, H);
+    A* dgr = dg + r * G;
+    if constexpr (kVectorized<T>) {
+      if (vk) {
+        const A* dht = proj ? dhus + b * H : dsum + b * H;
+        if (!proj)
+          for (int64_t j = j0; j < j1; ++j) dsum[b * H + j] = dhs[b * H + j] + go[r * H + j];
+        vk->lstm_backward(gr, c_prev, cs + r * H, H, j0, j1 - j0, dht, dcs + b * H, dgr,
+                           proj ? hus + r * H : nullptr);
+        return;
+      }
     }
-    for_units(st.rows, H, 12, [&](int64_t b, int64_t j0, int64_t j1) {
-      const int64_t r = st.row + b;
-      const T* gr = gs + r * G;
-      const T* c_prev = prev_row(st, b, cs, c0p, H);
-      A* dgr = dg + r * G;
-      if constexpr (kVectorized<T>) {
-        if (vk) {
-          const A* dht = proj ? dhus + b * H : dsum + b * H;
-          if (!proj)
-            for (int64_t j = j0; j < j1; ++j) dsum[b * H + j] = dhs[b * H + j] + go[r * H + j];
-          vk->lstm_backward(gr, c_prev, cs + r * H, H, j0, j1 - j0, dht, dcs + b * H, dgr,
-                             proj ? hus + r * H : nullptr);
-          return;
-        }
+    for (int64_t j = j0; j < j1; ++j) {
+      const A i = A(gr[j]), f = A(gr[H + j]), g = A(gr[2 * H + j]), o = A(gr[3 * H + j]), c = A(cs[r * H + j]);
+      const A dht = proj ? dhus[b * H + j] : dhs[b * H + j] + A(go[r * H + j]);
+      A di, df, dgg, dout, dcp;
+      LSTMCell::backward<A>(i, f, g, o, A(c_prev[j]), c, dht, dcs[b * H + j], di, df, dgg, dout, dcp);
+      dgr[j] = di;
+      dgr[H + j] = df;
+      dgr[2 * H + j] = dgg;
+      dgr[3 * H + j] = dout;
+      dcs[b * H + j] = dcp;
+      if (proj) hus[r * H + j] = o * tanh_(c);
+    }
+  };
+  // The panel GEMM is float32 (bfloat16 keeps its state and gradients in float).
+  const vec::PanelGemmFn panel = std::is_same_v<A, float> && !proj ? panel_gemm_kernel() : nullptr;
+  if constexpr (std::is_same_v<A, float>) {
+    if (panel != nullptr)
+      panel_backward(sch, PanelWeights(w, P, false, G, P, 1), panel, dg, G, dhs, P, H, 2.0 * d.B * G * P, false, cell);
+  }
+  if (panel == nullptr) {
+    const StepGemm<A> recurrent(false, G, P, w, P, d.B);  // dgates @ W_hh
+    const std::optional<StepGemm<A>> project =
+        proj ? std::make_optional<StepGemm<A>>(false, P, H, Wr.const_data_ptr<A>(), H, d.B) : std::nullopt;  // @ W_hr
+    for (int64_t s = sch.steps() - 1; s >= 0; --s) {
+      const Step st = sch.step(s);
+      if (proj) {
+        A* dst = dhps + st.row * P;
+        const T* src = go + st.row * P;
+        for (int64_t k = 0; k < st.rows * P; ++k) dst[k] = dhs[k] + A(src[k]);
+        (*project)(st.rows, dst, P, A(0), dhus, H);
       }
-      for (int64_t j = j0; j < j1; ++j) {
-        const A i = A(gr[j]), f = A(gr[H + j]), g = A(gr[2 * H + j]), o = A(gr[3 * H + j]), c = A(cs[r * H + j]);
-        const A dht = proj ? dhus[b * H + j] : dhs[b * H + j] + A(go[r * H + j]);
-        A di, df, dgg, dout, dcp;
-        LSTMCell::backward<A>(i, f, g, o, A(c_prev[j]), c, dht, dcs[b * H + j], di, df, dgg, dout, dcp);
-        dgr[j] = di;
-        dgr[H + j] = df;
-        dgr[2 * H + j] = dgg;
-        dgr[3 * H + j] = dout;
-        dcs[b * H + j] = dcp;
-        if (proj) hus[r * H + j] = o * tanh_(c);
-      }
-    });
-    recurrent(st.rows, dg + st.row * G, G, A(0), dhs, P);
+      for_units(st.rows, H, 12, [&](int64_t b, int64_t j0, int64_t j1) { cell(st, b, j0, j1); });
+      recurrent(st.rows, dg + st.row * G, G, A(0), dhs, P);
+    }
   }
   at::Tensor dW = at::empty({G, P}, ao);
   gemm<A>(true, false, G, P, d.N, dg, G, h_prev.const_data_ptr<A>(), P, A(0), dW.data_ptr<A>(), P);

@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "cpu/panels.h"
+
 namespace fastrnn::cpu::vec {
 
 // T: the storage type of the sequence buffers (xw rows, saved activations, outputs): float or
@@ -38,6 +40,7 @@ struct Kernels {
 struct KernelSet {
   Kernels<float> f32;
   Kernels<c10::BFloat16> bf16;
+  PanelGemmFn panel_gemm;  // null where this build has none
 };
 
 // The kernel sets of each build; null where the compiler or architecture has no such build.

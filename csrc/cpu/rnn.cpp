@@ -22,25 +22,37 @@ std::tuple<at::Tensor, at::Tensor> forward(const Dims& d, const Schedule& sch, c
   A* hs = h.data_ptr<A>();
   A* g = gh.data_ptr<A>();
   const vec::Kernels<T>* vk = vec_kernels<T>();
-  const StepGemm<A> recurrent(true, H, H, w, H, d.B);  // h @ W_hh^T
-  for (int64_t s = 0; s < sch.steps(); ++s) {
-    const Step st = sch.step(s);
-    recurrent(st.rows, hs, H, A(0), g, H);
-    for_units(st.rows, H, 4, [&](int64_t b, int64_t j0, int64_t j1) {
-      const T* xr = x + (st.row + b) * H;
-      T* o = out + (st.row + b) * H;
-      if constexpr (kVectorized<T>) {
-        if (vk) {
-          vk->rnn_forward(std::is_same_v<Cell, ReluCell>, xr + j0, g + b * H + j0, o + j0, hs + b * H + j0, j1 - j0);
-          return;
-        }
+  // The cell of units [j0, j1) of row b of step st, after its GEMM wrote g's row b.
+  auto cell = [&](const Step& st, int64_t b, int64_t j0, int64_t j1) {
+    const T* xr = x + (st.row + b) * H;
+    T* o = out + (st.row + b) * H;
+    if constexpr (kVectorized<T>) {
+      if (vk) {
+        vk->rnn_forward(std::is_same_v<Cell, ReluCell>, xr + j0, g + b * H + j0, o + j0, hs + b * H + j0, j1 - j0);
+        return;
       }
-      for (int64_t j = j0; j < j1; ++j) {
-        const A v = Cell::forward(static_cast<A>(xr[j]) + g[b * H + j]);
-        o[j] = static_cast<T>(v);
-        hs[b * H + j] = v;
-      }
-    });
+    }
+    for (int64_t j = j0; j < j1; ++j) {
+      const A v = Cell::forward(static_cast<A>(xr[j]) + g[b * H + j]);
+      o[j] = static_cast<T>(v);
+      hs[b * H + j] = v;
+    }
+  };
+  const vec::PanelGemmFn panel = std::is_same_v<T, float> ? panel_gemm_kernel() : nullptr;
+  if constexpr (std::is_same_v<T, float>) {
+    if (panel != nullptr) {
+      const at::Tensor h0c = h0.contiguous();
+      panel_forward(sch, PanelWeights(w, H, true, H, H, 1), panel, out, h0c.const_data_ptr<float>(), H, g, H, H,
+                    2.0 * d.B * H * H, cell);
+    }
+  }
+  if (panel == nullptr) {
+    const StepGemm<A> recurrent(true, H, H, w, H, d.B);  // h @ W_hh^T
+    for (int64_t s = 0; s < sch.steps(); ++s) {
+      const Step st = sch.step(s);
+      recurrent(st.rows, hs, H, A(0), g, H);
+      for_units(st.rows, H, 4, [&](int64_t b, int64_t j0, int64_t j1) { cell(st, b, j0, j1); });
+    }
   }
   return {output, h.to(xw.scalar_type())};
 }
@@ -65,22 +77,32 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(const Dims& d, const Sch
   A* dp = dpre.data_ptr<A>();
   A* dhs = dh.data_ptr<A>();
   const vec::Kernels<T>* vk = vec_kernels<T>();
-  const StepGemm<A> recurrent(false, H, H, w, H, d.B);  // dpre @ W_hh
-  for (int64_t s = sch.steps() - 1; s >= 0; --s) {
-    const Step st = sch.step(s);
-    for_units(st.rows, H, 2, [&](int64_t b, int64_t j0, int64_t j1) {
-      const int64_t r = (st.row + b) * H;
-      if constexpr (kVectorized<T>) {
-        if (vk) {
-          vk->rnn_backward(std::is_same_v<Cell, ReluCell>, out + r + j0, dhs + b * H + j0, go + r + j0, dp + r + j0,
-                            j1 - j0);
-          return;
-        }
+  // The cell's backward for units [j0, j1) of row b of step st (dh_t complete for them).
+  auto cell = [&](const Step& st, int64_t b, int64_t j0, int64_t j1) {
+    const int64_t r = (st.row + b) * H;
+    if constexpr (kVectorized<T>) {
+      if (vk) {
+        vk->rnn_backward(std::is_same_v<Cell, ReluCell>, out + r + j0, dhs + b * H + j0, go + r + j0, dp + r + j0,
+                          j1 - j0);
+        return;
       }
-      for (int64_t j = j0; j < j1; ++j)
-        dp[r + j] = Cell::backward(static_cast<A>(out[r + j]), dhs[b * H + j] + static_cast<A>(go[r + j]));
-    });
-    recurrent(st.rows, dp + st.row * H, H, A(0), dhs, H);
+    }
+    for (int64_t j = j0; j < j1; ++j)
+      dp[r + j] = Cell::backward(static_cast<A>(out[r + j]), dhs[b * H + j] + static_cast<A>(go[r + j]));
+  };
+  // The panel GEMM is float32 (bfloat16 keeps its state and gradients in float).
+  const vec::PanelGemmFn panel = std::is_same_v<A, float> ? panel_gemm_kernel() : nullptr;
+  if constexpr (std::is_same_v<A, float>) {
+    if (panel != nullptr)
+      panel_backward(sch, PanelWeights(w, H, false, H, H, 1), panel, dp, H, dhs, H, H, 2.0 * d.B * H * H, false, cell);
+  }
+  if (panel == nullptr) {
+    const StepGemm<A> recurrent(false, H, H, w, H, d.B);  // dpre @ W_hh
+    for (int64_t s = sch.steps() - 1; s >= 0; --s) {
+      const Step st = sch.step(s);
+      for_units(st.rows, H, 2, [&](int64_t b, int64_t j0, int64_t j1) { cell(st, b, j0, j1); });
+      recurrent(st.rows, dp + st.row * H, H, A(0), dhs, H);
+    }
   }
   at::Tensor dW = at::empty({H, H}, acc_options<A>());
   gemm<A>(true, false, H, H, d.N, dp, H, h_prev.const_data_ptr<A>(), H, A(0), dW.data_ptr<A>(), H);

@@ -1,0 +1,117 @@
+// The packed-panel GEMM (panels.h) for AVX2+FMA, included by pointwise_avx2.cpp (its target and
+// namespace). No AVX-512 build yet: nothing here could run one, so AVX-512 CPUs keep MKL's GEMMs.
+#pragma once
+#include <ATen/cpu/vec/vec.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "cpu/panels.h"
+
+namespace fastrnn::cpu::vec::FASTRNN_VEC_NS {
+namespace {
+
+using PV = at::vec::Vectorized<float>;
+constexpr int kNV = kPanelWidth / PV::size();  // vectors per panel row
+static_assert(kNV * PV::size() == kPanelWidth);
+// Rows per register tile, and accumulator registers per tile: 12 of the 16 ymm registers; the rest hold
+// a panel row and the broadcast of a.
+constexpr int kMaxRows = 6, kAccumulators = 12;
+
+// C rows [0, MR) of NP consecutive panels: MR x NP x kNV accumulators held in registers over all K.
+template <int MR, int NP>
+__attribute__((always_inline)) inline void tile(int64_t K, const float* a, int64_t lda, const float* b, float* c,
+                                                int64_t ldc, const int64_t* cols, const int32_t* widths,
+                                                bool accumulate) {
+  PV acc[MR][NP * kNV];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 16
+    for (int q = 0; q < NP * kNV; ++q) acc[r][q] = PV(0.f);
+  const int64_t stride = K * kPanelWidth;
+  for (int64_t k = 0; k < K; ++k) {
+    PV bv[NP * kNV];
+#pragma GCC unroll 16
+    for (int p = 0; p < NP; ++p)
+#pragma GCC unroll 16
+      for (int v = 0; v < kNV; ++v) bv[p * kNV + v] = PV::loadu(b + p * stride + k * kPanelWidth + v * PV::size());
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      const PV av(a[r * lda + k]);
+#pragma GCC unroll 16
+      for (int q = 0; q < NP * kNV; ++q) acc[r][q] = at::vec::fmadd(av, bv[q], acc[r][q]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int p = 0; p < NP; ++p) {
+    const int w = widths[p];
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      float* dst = c + r * ldc + cols[p];
+#pragma GCC unroll 16
+      for (int v = 0; v < kNV; ++v) {
+        const int n = std::min<int>(w - v * PV::size(), PV::size());  // the vector's columns in C
+        if (n <= 0) continue;
+        float* out = dst + v * PV::size();
+        const PV sum = accumulate ? acc[r][p * kNV + v] + PV::loadu(out, n) : acc[r][p * kNV + v];
+        sum.store(out, n);
+      }
+    }
+  }
+}
+
+// Rows [0, M) of NP consecutive panels, in tiles of kMaxRows rows and one tile of the remainder.
+template <int NP>
+inline void panel_rows(int64_t M, int64_t K, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
+                       const int64_t* cols, const int32_t* widths, bool accumulate) {
+  int64_t m = 0;
+  for (; m + kMaxRows <= M; m += kMaxRows) tile<kMaxRows, NP>(K, a + m * lda, lda, b, c + m * ldc, ldc, cols, widths, accumulate);
+  a += m * lda;
+  c += m * ldc;
+  switch (M - m) {
+#define FASTRNN_TILE_CASE(R)                                                       \
+  case R:                                                                          \
+    if constexpr (R < kMaxRows) tile<R, NP>(K, a, lda, b, c, ldc, cols, widths, accumulate); \
+    break;
+    FASTRNN_TILE_CASE(1)
+    FASTRNN_TILE_CASE(2)
+    FASTRNN_TILE_CASE(3)
+    FASTRNN_TILE_CASE(4)
+    FASTRNN_TILE_CASE(5)
+    FASTRNN_TILE_CASE(6)
+    FASTRNN_TILE_CASE(7)
+    FASTRNN_TILE_CASE(8)
+    FASTRNN_TILE_CASE(9)
+    FASTRNN_TILE_CASE(10)
+    FASTRNN_TILE_CASE(11)
+#undef FASTRNN_TILE_CASE
+    default: break;
+  }
+}
+
+// Panels [p0, p1) NP at a time (the rest one at a time); each group of panels is read from memory once
+// and stays in cache while every row tile uses it.
+template <int NP>
+inline void panel_groups(int64_t M, int64_t K, const float* a, int64_t lda, const float* panels, const int64_t* cols,
+                         const int32_t* widths, int64_t p0, int64_t p1, float* c, int64_t ldc, bool accumulate) {
+  const int64_t stride = K * kPanelWidth;
+  int64_t p = p0;
+  for (; p + NP <= p1; p += NP)
+    panel_rows<NP>(M, K, a, lda, panels + p * stride, c, ldc, cols + p, widths + p, accumulate);
+  for (; p < p1; ++p) panel_rows<1>(M, K, a, lda, panels + p * stride, c, ldc, cols + p, widths + p, accumulate);
+}
+
+}  // namespace
+
+void panel_gemm(int64_t M, int64_t K, const float* a, int64_t lda, const float* panels, const int64_t* cols,
+                const int32_t* widths, int64_t p0, int64_t p1, float* c, int64_t ldc, bool accumulate) {
+  // Enough independent accumulators to hide the FMA latency: with few rows, several panels share a tile.
+  const int64_t rows = M < kMaxRows ? M : kMaxRows;
+  const int64_t np = rows > 0 ? kAccumulators / (rows * kNV) : 1;
+  if (np >= 4) panel_groups<4>(M, K, a, lda, panels, cols, widths, p0, p1, c, ldc, accumulate);
+  else if (np == 3) panel_groups<3>(M, K, a, lda, panels, cols, widths, p0, p1, c, ldc, accumulate);
+  else if (np == 2) panel_groups<2>(M, K, a, lda, panels, cols, widths, p0, p1, c, ldc, accumulate);
+  else panel_groups<1>(M, K, a, lda, panels, cols, widths, p0, p1, c, ldc, accumulate);
+}
+
+}  // namespace fastrnn::cpu::vec::FASTRNN_VEC_NS

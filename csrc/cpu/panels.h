@@ -1,0 +1,19 @@
+// Recurrent weights packed once per call into column panels for the CPU ops' own step GEMM
+// (panel_gemm_kernels.h): panel p holds kPanelWidth columns of B = op(W) as [K, kPanelWidth],
+// and C's columns cols[p] .. cols[p] + widths[p] receive its product. The panels of one thread's
+// share of hidden units are consecutive, so each thread of the time loop computes the gate
+// pre-activations of its own units (every gate of them) and runs their cell with no other thread.
+#pragma once
+#include <cstdint>
+
+namespace fastrnn::cpu::vec {
+
+constexpr int kPanelWidth = 16;
+
+// C[m, cols[p] + n] (+)= sum_k a[m, k] * panel_p[k, n] for m < M, n < widths[p], p in [p0, p1):
+// added to C's contents with accumulate, else written over them.
+using PanelGemmFn = void (*)(int64_t M, int64_t K, const float* a, int64_t lda, const float* panels,
+                             const int64_t* cols, const int32_t* widths, int64_t p0, int64_t p1, float* c,
+                             int64_t ldc, bool accumulate);
+
+}  // namespace fastrnn::cpu::vec
