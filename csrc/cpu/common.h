@@ -283,12 +283,20 @@ class PanelWeights {
       cols_[p] = (p % gates) * H + j0;
       widths_[p] = int32_t(std::min(PW, H - j0));
     }
-    at::parallel_for(0, panels, 1, [&](int64_t lo, int64_t hi) {
+    // Small weights are packed on the calling thread: forking a team costs more than the copy.
+    at::parallel_for(0, panels, std::max<int64_t>(1, 32768 / std::max<int64_t>(K * PW, 1)), [&](int64_t lo, int64_t hi) {
       for (int64_t p = lo; p < hi; ++p) {
         float* panel = dst + p * K * PW;
-        for (int64_t k = 0; k < K; ++k)
-          for (int64_t n = 0; n < PW; ++n)
-            panel[k * PW + n] = n >= widths_[p] ? 0.f : trans ? w[(cols_[p] + n) * ldw + k] : w[k * ldw + cols_[p] + n];
+        const int64_t width = widths_[p];
+        if (width < PW) std::fill(panel, panel + K * PW, 0.f);
+        if (trans) {  // column n of the panel is row cols[p] + n of w, read in order
+          for (int64_t n = 0; n < width; ++n) {
+            const float* row = w + (cols_[p] + n) * ldw;
+            for (int64_t k = 0; k < K; ++k) panel[k * PW + n] = row[k];
+          }
+        } else {  // row k of the panel is part of row k of w
+          for (int64_t k = 0; k < K; ++k) std::copy_n(w + k * ldw + cols_[p], width, panel + k * PW);
+        }
       }
     });
   }
@@ -337,6 +345,16 @@ inline void team_barrier() {
 #endif
 }
 
+// A team member's share of a PanelWeights' unit blocks: blocks [b0, b1), units [j0, j1) of H.
+struct TeamShare {
+  int64_t b0, b1, j0, j1;
+  TeamShare(const PanelWeights& w, int64_t H, int64_t thread, int64_t threads)
+      : b0(w.blocks() * thread / threads),
+        b1(w.blocks() * (thread + 1) / threads),
+        j0(b0 * vec::kPanelWidth),
+        j1(std::min(H, b1 * vec::kPanelWidth)) {}
+};
+
 // A forward time loop on the panel GEMM. Each member of a team takes a share of the unit blocks:
 // per step it computes g[:, the columns of its units] = h_{t-1} @ B and then cell(st, b, j0, j1) for its
 // units [j0, j1) of every row b. h_{t-1} comes from the previous step's rows of `out` (or h0), which no
@@ -345,13 +363,12 @@ template <typename Cell>
 void panel_forward(const Schedule& sch, const PanelWeights& w, vec::PanelGemmFn fn, const float* out,
                    const float* h0, int64_t P, float* g, int64_t ldg, int64_t H, double step_flops, const Cell& cell) {
   team(team_size(step_flops, w.blocks()), [&](int64_t thread, int64_t threads) {
-    const int64_t b0 = w.blocks() * thread / threads, b1 = w.blocks() * (thread + 1) / threads;
-    const int64_t j0 = b0 * vec::kPanelWidth, j1 = std::min(H, b1 * vec::kPanelWidth);
+    const TeamShare my(w, H, thread, threads);
     for (int64_t s = 0; s < sch.steps(); ++s) {
       const Step st = sch.step(s);
-      w.gemm(fn, st.prev_rows, out + st.prev_row * P, P, g, ldg, b0, b1);
-      w.gemm(fn, st.rows - st.prev_rows, h0 + st.prev_rows * P, P, g + st.prev_rows * ldg, ldg, b0, b1);
-      for (int64_t b = 0; b < st.rows; ++b) cell(st, b, j0, j1);
+      w.gemm(fn, st.prev_rows, out + st.prev_row * P, P, g, ldg, my.b0, my.b1);
+      w.gemm(fn, st.rows - st.prev_rows, h0 + st.prev_rows * P, P, g + st.prev_rows * ldg, ldg, my.b0, my.b1);
+      for (int64_t b = 0; b < st.rows; ++b) cell(st, b, my.j0, my.j1);
       team_barrier();
     }
   });
@@ -364,13 +381,12 @@ template <typename Cell>
 void panel_backward(const Schedule& sch, const PanelWeights& w, vec::PanelGemmFn fn, const float* dg, int64_t ldg,
                     float* dh, int64_t P, int64_t H, double step_flops, bool accumulate, const Cell& cell) {
   team(team_size(step_flops, w.blocks()), [&](int64_t thread, int64_t threads) {
-    const int64_t b0 = w.blocks() * thread / threads, b1 = w.blocks() * (thread + 1) / threads;
-    const int64_t j0 = b0 * vec::kPanelWidth, j1 = std::min(H, b1 * vec::kPanelWidth);
+    const TeamShare my(w, H, thread, threads);
     for (int64_t s = sch.steps() - 1; s >= 0; --s) {
       const Step st = sch.step(s);
-      for (int64_t b = 0; b < st.rows; ++b) cell(st, b, j0, j1);
+      for (int64_t b = 0; b < st.rows; ++b) cell(st, b, my.j0, my.j1);
       team_barrier();
-      w.gemm(fn, st.rows, dg + st.row * ldg, ldg, dh, P, b0, b1, accumulate);
+      w.gemm(fn, st.rows, dg + st.row * ldg, ldg, dh, P, my.b0, my.b1, accumulate);
     }
   });
 }

@@ -67,9 +67,31 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
     }
   };
   if constexpr (std::is_same_v<T, float>) {
-    if (const vec::PanelGemmFn panel = proj ? nullptr : panel_gemm_kernel()) {
+    if (const vec::PanelGemmFn panel = panel_gemm_kernel()) {
       const PanelWeights recurrent(w, P, true, P, H, 4);  // h @ W_hh^T
-      panel_forward(sch, recurrent, panel, out, h0c.const_data_ptr<float>(), P, g, G, H, 2.0 * d.B * G * P, cell);
+      const float* init = h0c.const_data_ptr<float>();
+      if (!proj) {
+        panel_forward(sch, recurrent, panel, out, init, P, g, G, H, 2.0 * d.B * G * P, cell);
+      } else {
+        // As panel_forward, and after the cells (all of hu) the members project their share of h's P
+        // columns, which the next step's GEMM reads whole: two barriers per step.
+        const PanelWeights project(Wr.const_data_ptr<float>(), H, true, H, P, 1);  // hu @ W_hr^T
+        team(team_size(2.0 * d.B * (G * P + P * H), recurrent.blocks()), [&](int64_t thread, int64_t threads) {
+          const TeamShare units(recurrent, H, thread, threads), cols(project, P, thread, threads);
+          for (int64_t s = 0; s < sch.steps(); ++s) {
+            const Step st = sch.step(s);
+            recurrent.gemm(panel, st.prev_rows, out + st.prev_row * P, P, g, G, units.b0, units.b1);
+            recurrent.gemm(panel, st.rows - st.prev_rows, init + st.prev_rows * P, P, g + st.prev_rows * G, G,
+                           units.b0, units.b1);
+            for (int64_t b = 0; b < st.rows; ++b) cell(st, b, units.j0, units.j1);
+            team_barrier();
+            project.gemm(panel, st.rows, hus, H, hs, P, cols.b0, cols.b1);
+            for (int64_t b = 0; b < st.rows; ++b)
+              std::copy(hs + b * P + cols.j0, hs + b * P + cols.j1, out + (st.row + b) * P + cols.j0);
+            team_barrier();
+          }
+        });
+      }
       const auto dt = xw.scalar_type();
       return {output, h.to(dt), c.to(dt), gates.result(), cells.result()};
     }
@@ -157,10 +179,35 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
     }
   };
   // The panel GEMM is float32 (bfloat16 keeps its state and gradients in float).
-  const vec::PanelGemmFn panel = std::is_same_v<A, float> && !proj ? panel_gemm_kernel() : nullptr;
+  const vec::PanelGemmFn panel = std::is_same_v<A, float> ? panel_gemm_kernel() : nullptr;
   if constexpr (std::is_same_v<A, float>) {
-    if (panel != nullptr)
-      panel_backward(sch, PanelWeights(w, P, false, G, P, 1), panel, dg, G, dhs, P, H, 2.0 * d.B * G * P, false, cell);
+    if (panel != nullptr) {
+      const PanelWeights recurrent(w, P, false, G, P, 1);  // dgates @ W_hh
+      if (!proj) {
+        panel_backward(sch, recurrent, panel, dg, G, dhs, P, H, 2.0 * d.B * G * P, false, cell);
+      } else {
+        // Per step: the members form their columns of the full dh (dh_t of P columns), then (once all
+        // have) dhu = dh @ W_hr for their units and those units' cells, then (once all dgates are
+        // written) their columns of dh_{t-1} = dgates @ W_hh, the columns they form next: two barriers.
+        const PanelWeights project(Wr.const_data_ptr<float>(), H, false, P, H, 1);  // dh @ W_hr
+        team(team_size(2.0 * d.B * (G * P + P * H), project.blocks()), [&](int64_t thread, int64_t threads) {
+          const TeamShare cols(recurrent, P, thread, threads), units(project, H, thread, threads);
+          for (int64_t s = sch.steps() - 1; s >= 0; --s) {
+            const Step st = sch.step(s);
+            for (int64_t b = 0; b < st.rows; ++b) {
+              A* dst = dhps + (st.row + b) * P;
+              const T* src = go + (st.row + b) * P;
+              for (int64_t k = cols.j0; k < cols.j1; ++k) dst[k] = dhs[b * P + k] + A(src[k]);
+            }
+            team_barrier();
+            project.gemm(panel, st.rows, dhps + st.row * P, P, dhus, H, units.b0, units.b1);
+            for (int64_t b = 0; b < st.rows; ++b) cell(st, b, units.j0, units.j1);
+            team_barrier();
+            recurrent.gemm(panel, st.rows, dg + st.row * G, G, dhs, P, cols.b0, cols.b1);
+          }
+        });
+      }
+    }
   }
   if (panel == nullptr) {
     const StepGemm<A> recurrent(false, G, P, w, P, d.B);  // dgates @ W_hh

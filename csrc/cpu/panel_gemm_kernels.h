@@ -18,17 +18,17 @@ static_assert(kNV * PV::size() == kPanelWidth);
 // a panel row and the broadcast of a.
 constexpr int kMaxRows = 6, kAccumulators = 12;
 
-// C rows [0, MR) of NP consecutive panels: MR x NP x kNV accumulators held in registers over all K.
+// C rows [0, MR) of NP panels `stride` floats apart, over K rows of each panel: MR x NP x kNV accumulators
+// held in registers over all K.
 template <int MR, int NP>
-__attribute__((always_inline)) inline void tile(int64_t K, const float* a, int64_t lda, const float* b, float* c,
-                                                int64_t ldc, const int64_t* cols, const int32_t* widths,
-                                                bool accumulate) {
+__attribute__((always_inline)) inline void tile(int64_t K, const float* a, int64_t lda, const float* b,
+                                                int64_t stride, float* c, int64_t ldc, const int64_t* cols,
+                                                const int32_t* widths, bool accumulate) {
   PV acc[MR][NP * kNV];
 #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 16
     for (int q = 0; q < NP * kNV; ++q) acc[r][q] = PV(0.f);
-  const int64_t stride = K * kPanelWidth;
   for (int64_t k = 0; k < K; ++k) {
     PV bv[NP * kNV];
 #pragma GCC unroll 16
@@ -60,32 +60,31 @@ __attribute__((always_inline)) inline void tile(int64_t K, const float* a, int64
   }
 }
 
-// Rows [0, M) of NP consecutive panels, in tiles of kMaxRows rows and one tile of the remainder.
+// Rows [0, M) of NP panels `stride` floats apart (K rows each), in row tiles of at most kMaxRows rows and
+// as even as can be (32 rows: 6, 6, 5, 5, 5, 5 rather than 6, 6, 6, 6, 6, 2, whose last tile would be
+// latency-bound).
 template <int NP>
-inline void panel_rows(int64_t M, int64_t K, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
-                       const int64_t* cols, const int32_t* widths, bool accumulate) {
-  int64_t m = 0;
-  for (; m + kMaxRows <= M; m += kMaxRows) tile<kMaxRows, NP>(K, a + m * lda, lda, b, c + m * ldc, ldc, cols, widths, accumulate);
-  a += m * lda;
-  c += m * ldc;
-  switch (M - m) {
-#define FASTRNN_TILE_CASE(R)                                                       \
-  case R:                                                                          \
-    if constexpr (R < kMaxRows) tile<R, NP>(K, a, lda, b, c, ldc, cols, widths, accumulate); \
+inline void panel_rows(int64_t M, int64_t K, const float* a, int64_t lda, const float* b, int64_t stride, float* c,
+                       int64_t ldc, const int64_t* cols, const int32_t* widths, bool accumulate) {
+  const int64_t tiles = (M + kMaxRows - 1) / kMaxRows;
+  for (int64_t i = 0; i < tiles; ++i) {
+    const int64_t m0 = M * i / tiles, rows = M * (i + 1) / tiles - m0;
+    const float* ar = a + m0 * lda;
+    float* ct = c + m0 * ldc;
+    switch (rows) {
+#define FASTRNN_TILE_CASE(R)                                                                            \
+  case R:                                                                                               \
+    if constexpr (R <= kMaxRows) tile<R, NP>(K, ar, lda, b, stride, ct, ldc, cols, widths, accumulate); \
     break;
-    FASTRNN_TILE_CASE(1)
-    FASTRNN_TILE_CASE(2)
-    FASTRNN_TILE_CASE(3)
-    FASTRNN_TILE_CASE(4)
-    FASTRNN_TILE_CASE(5)
-    FASTRNN_TILE_CASE(6)
-    FASTRNN_TILE_CASE(7)
-    FASTRNN_TILE_CASE(8)
-    FASTRNN_TILE_CASE(9)
-    FASTRNN_TILE_CASE(10)
-    FASTRNN_TILE_CASE(11)
+      FASTRNN_TILE_CASE(1)
+      FASTRNN_TILE_CASE(2)
+      FASTRNN_TILE_CASE(3)
+      FASTRNN_TILE_CASE(4)
+      FASTRNN_TILE_CASE(5)
+      FASTRNN_TILE_CASE(6)
 #undef FASTRNN_TILE_CASE
-    default: break;
+      default: break;
+    }
   }
 }
 
@@ -97,8 +96,9 @@ inline void panel_groups(int64_t M, int64_t K, const float* a, int64_t lda, cons
   const int64_t stride = K * kPanelWidth;
   int64_t p = p0;
   for (; p + NP <= p1; p += NP)
-    panel_rows<NP>(M, K, a, lda, panels + p * stride, c, ldc, cols + p, widths + p, accumulate);
-  for (; p < p1; ++p) panel_rows<1>(M, K, a, lda, panels + p * stride, c, ldc, cols + p, widths + p, accumulate);
+    panel_rows<NP>(M, K, a, lda, panels + p * stride, stride, c, ldc, cols + p, widths + p, accumulate);
+  for (; p < p1; ++p)
+    panel_rows<1>(M, K, a, lda, panels + p * stride, stride, c, ldc, cols + p, widths + p, accumulate);
 }
 
 }  // namespace
@@ -106,7 +106,8 @@ inline void panel_groups(int64_t M, int64_t K, const float* a, int64_t lda, cons
 void panel_gemm(int64_t M, int64_t K, const float* a, int64_t lda, const float* panels, const int64_t* cols,
                 const int32_t* widths, int64_t p0, int64_t p1, float* c, int64_t ldc, bool accumulate) {
   // Enough independent accumulators to hide the FMA latency: with few rows, several panels share a tile.
-  const int64_t rows = M < kMaxRows ? M : kMaxRows;
+  const int64_t tiles = (M + kMaxRows - 1) / kMaxRows;
+  const int64_t rows = tiles > 0 ? (M + tiles - 1) / tiles : 0;  // of the largest tile
   const int64_t np = rows > 0 ? kAccumulators / (rows * kNV) : 1;
   if (np >= 4) panel_groups<4>(M, K, a, lda, panels, cols, widths, p0, p1, c, ldc, accumulate);
   else if (np == 3) panel_groups<3>(M, K, a, lda, panels, cols, widths, p0, p1, c, ldc, accumulate);
