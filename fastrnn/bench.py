@@ -24,7 +24,6 @@ from ._bench.cases import CELLS, DTYPES, QUICK_SHAPE, STANDARD_SHAPES, Case, def
 from ._bench.machine import describe
 from ._bench.sweep import run_sweep
 from ._bench.targets import check
-from ._bench.timing import peak_flops
 
 DEFAULT_SHAPE = STANDARD_SHAPES[0]
 # Not benchmarked: the emulator is a test facility; fastrnn's plain-PyTorch loop only on request (slow).
@@ -168,13 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings():
         # torch.nn.LSTM with proj_size on CPU says once that oneDNN cannot run it: known, not news per run.
         warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
-        peak = peak_flops(args.device, args.threads, args.min_run_time)
         results = run_sweep(args.cases, lambda c: runnable[c.dtype], args.device, args.threads,
-                            args.min_run_time, peak, progress=not args.no_progress)
-    meta["peak_flops"] = peak
+                            args.min_run_time, progress=not args.no_progress)
+    meta["peak_flops"] = dict(zip(("lowest", "median", "highest"), report.peak_range(results)))
     checks = check(results)
 
-    print("\n".join(report.machine_lines(machine, peak)))
+    print("\n".join(report.machine_lines(machine, report.peak_range(results))))
     print()
     print(report.render_text(*report.table(results)))
     if checks:
@@ -186,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     report.write_json(args.out / "bench.json", meta, results, checks)
-    report.write_csv(args.out / "bench.csv", machine, peak, results)
+    report.write_csv(args.out / "bench.csv", machine, results)
     report.write_plot(args.out / "bench.png", results, f"fastrnn vs torch.nn on {machine['gpu'] or machine['cpu']}"
                       f", {args.threads} threads")
     written = [args.out / n for n in ("bench.json", "bench.csv", "bench.png")]

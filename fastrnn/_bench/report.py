@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import os
+import statistics
 from pathlib import Path
 
 from .sweep import REFERENCE, Result
@@ -95,14 +96,13 @@ def _nan_to_none(value):
     return value
 
 
-def write_csv(path: Path, machine: dict, peak: float, results: list[Result]) -> None:
-    fields = [f.name for f in dataclasses.fields(Result)] + ["peak_gflops_per_s"] + list(MACHINE_COLUMNS)
+def write_csv(path: Path, machine: dict, results: list[Result]) -> None:
+    fields = [f.name for f in dataclasses.fields(Result)] + list(MACHINE_COLUMNS)
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         for r in results:
-            writer.writerow(dict(dataclasses.asdict(r), peak_gflops_per_s=peak / 1e9,
-                                 **{k: machine[k] for k in MACHINE_COLUMNS}))
+            writer.writerow(dict(dataclasses.asdict(r), **{k: machine[k] for k in MACHINE_COLUMNS}))
 
 
 def write_plot(path: Path, results: list[Result], title: str) -> None:
@@ -144,7 +144,14 @@ def _label(r: Result) -> str:
     return f"{r.cell} {r.T},{r.B},{r.I},{r.H}{extra} {r.dtype}"
 
 
-def machine_lines(machine: dict, peak: float) -> list[str]:
+def peak_range(results: list[Result]) -> tuple[float, float, float]:
+    """(lowest, median, highest) of the peaks timed beside each case and mode, in FLOP/s."""
+    timed = {(r.case_key, r.mode): r.peak_gflops_per_s for r in results if math.isfinite(r.peak_gflops_per_s)}
+    peaks = sorted(p * 1e9 for p in timed.values())
+    return (peaks[0], statistics.median(peaks), peaks[-1]) if peaks else (math.nan,) * 3
+
+
+def machine_lines(machine: dict, peaks: tuple[float, float, float]) -> list[str]:
     lines = [f"CPU: {machine['cpu']} ({', '.join(machine['cpu_flags']) or 'no SIMD flags read'}), "
              f"{machine['threads']} threads of {machine['usable_cpus']} usable CPUs"]
     if machine["gpu"]:
@@ -153,7 +160,9 @@ def machine_lines(machine: dict, peak: float) -> list[str]:
                  f"fastrnn commit {machine['fastrnn_commit'] or 'unknown'}")
     if machine["load_average_1min"] is not None:
         lines.append(f"load average (1 min) when the run started: {machine['load_average_1min']:.2f}")
-    lines.append(f"peak: {peak / 1e9:.0f} GFLOP/s (float32 torch.mm {PEAK_N}x{PEAK_N} on {machine['device']}, this run)")
+    low, median, high = (p / 1e9 for p in peaks)
+    lines.append(f"peak: {median:.0f} GFLOP/s median, {low:.0f}-{high:.0f} over the run (float32 torch.mm "
+                 f"{PEAK_N}x{PEAK_N} on {machine['device']}, timed in the same interleaved rounds as each row)")
     return lines
 
 
@@ -171,14 +180,16 @@ def write_readme(path: Path, meta: dict, results: list[Result], checks: list[Che
         "",
         f"Run {meta['created']} on:",
         "",
-        *(f"- {line}" for line in machine_lines(meta["machine"], meta["peak_flops"])),
+        *(f"- {line}" for line in machine_lines(meta["machine"], peak_range(results))),
         "",
         "## Results",
         "",
         f"Medians in ms. `x`: speedup over {REFERENCE} in the same run with the same weights and inputs "
         "(higher is better). `eff`: the shape's matmul FLOPs (input projection, recurrence and projection; "
         "backward counted as twice the forward) per second, as a fraction of the float32 `torch.mm` peak "
-        "above, whatever the row's dtype (so bfloat16 rows can exceed 1). `fwd` runs under `torch.no_grad()`; `fwd+bwd` is a training step's forward and backward "
+        "timed in the same interleaved rounds as the row (`peak_gflops_per_s` in the CSV), whatever the "
+        "row's dtype (so bfloat16 rows can exceed 1). `fwd` runs under `torch.no_grad()`; `fwd+bwd` is a "
+        "training step's forward and backward "
         "(input and weight gradients).",
         "",
         render_markdown(*table(results)),

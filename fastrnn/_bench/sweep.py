@@ -8,9 +8,10 @@ import torch
 from tqdm import tqdm
 
 from .cases import MODES, Case, build_fastrnn, build_reference, flops, make_inputs, runner
-from .timing import time_calls
+from .timing import PEAK_FLOPS, peak_call, time_calls
 
 REFERENCE = "torch.nn"
+PEAK = "peak"  # the peak matmul, timed beside each case and mode
 
 
 @dataclasses.dataclass
@@ -33,7 +34,8 @@ class Result:
     runs: int = 0
     flops: int = 0
     gflops_per_s: float = float("nan")
-    efficiency: float = float("nan")  # FLOP rate / this run's float32 torch.mm peak (any dtype)
+    efficiency: float = float("nan")  # FLOP rate / peak_gflops_per_s (any dtype)
+    peak_gflops_per_s: float = float("nan")  # float32 torch.mm peak, timed in the same rounds as this row
     speedup: float = float("nan")  # torch.nn median / this median
     max_abs_diff: float = float("nan")  # against torch.nn: output (fwd) or input gradient (fwdbwd)
     error: str = ""
@@ -54,8 +56,10 @@ def _error(e: Exception) -> str:
 
 
 def run_sweep(cases: list[Case], backends: Callable[[Case], list[str]], device: str, threads: int,
-              min_run_time: float, peak: float, progress: bool = True) -> list[Result]:
-    """``backends(case)`` lists the fastrnn backends to time beside torch.nn for that case."""
+              min_run_time: float, progress: bool = True) -> list[Result]:
+    """``backends(case)`` lists the fastrnn backends to time beside torch.nn for that case. Each case and
+    mode is timed in interleaved rounds with the peak matmul, which its rows' efficiency divides by."""
+    peak_fn = peak_call(device)
     total = sum((1 + len(backends(c))) * len(MODES) for c in cases)
     results = []
     with tqdm(total=total, desc="bench", unit="timing", disable=not progress, mininterval=1.0, dynamic_ncols=True) as bar:
@@ -72,10 +76,13 @@ def run_sweep(cases: list[Case], backends: Callable[[Case], list[str]], device: 
             for mode in MODES:
                 bar.set_postfix_str(f"{case.label} {mode}")
                 rows, fns = _prepare(case, device, mode, reference, modules, x, grad_out)
-                for name, timing in time_calls(fns, device, threads, min_run_time).items():
+                timings = time_calls({**fns, PEAK: peak_fn}, device, threads, min_run_time)
+                peak = PEAK_FLOPS / timings.pop(PEAK).median_s
+                for name, timing in timings.items():
                     row = rows[name]
                     row.median_ms, row.iqr_ms, row.runs = timing.median_s * 1e3, timing.iqr_s * 1e3, timing.runs
                     row.gflops_per_s = row.flops / timing.median_s / 1e9
+                    row.peak_gflops_per_s = peak / 1e9
                     row.efficiency = row.flops / timing.median_s / peak
                     row.speedup = rows[REFERENCE].median_ms / row.median_ms if name != REFERENCE else float("nan")
                 results += rows.values()

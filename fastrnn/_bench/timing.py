@@ -16,6 +16,7 @@ from torch.utils import benchmark
 from torch.utils.benchmark.utils.common import set_torch_threads
 
 PEAK_N = 2048  # the side of the square matmul whose FLOP rate is the machine's peak
+PEAK_FLOPS = 2 * PEAK_N**3
 ROUNDS = 3
 
 
@@ -80,11 +81,12 @@ def _summary(times: list[float]) -> Timing:
     return Timing(statistics.median(times), q3 - q1, len(times))
 
 
-def peak_flops(device: str, threads: int, min_run_time: float) -> float:
-    """FLOP/s of a float32 ``torch.mm`` of two PEAK_N x PEAK_N matrices: the machine's practical peak.
-    One yardstick for every dtype (issue 6's definition; a float16 matmul on a CPU takes seconds)."""
+def peak_call(device: str) -> Callable[[], object]:
+    """A float32 ``torch.mm`` of two PEAK_N x PEAK_N matrices (PEAK_FLOPS of work): the machine's practical
+    peak, one yardstick for every dtype (issue 6's definition; a float16 matmul on a CPU takes seconds).
+    The sweep times it in the same interleaved rounds as each row, so a row's efficiency compares it
+    with the peak of the same minutes: on a shared machine the peak drifts by up to 2x within a run."""
     gen = torch.Generator().manual_seed(0)
     a, b = (torch.randn(PEAK_N, PEAK_N, generator=gen).to(device) for _ in range(2))
     out = torch.empty(PEAK_N, PEAK_N, device=device)
-    timing = time_calls({"mm": lambda: torch.mm(a, b, out=out)}, device, threads, min_run_time)["mm"]
-    return 2 * PEAK_N**3 / timing.median_s
+    return lambda: torch.mm(a, b, out=out)
