@@ -23,7 +23,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
   at::Tensor output = empty_seq(d.seq(P), xw.options());
   const SavedRows<T> gates(d, G, save, xw.options()), cells(d, H, save, xw.options());
   at::Tensor h = acc_copy<A>(h0), c = acc_copy<A>(c0);
-  const at::Tensor h0c = h0.contiguous();
   at::Tensor gh = at::empty({d.B, G}, acc_options<A>());
   at::Tensor hu = proj ? at::empty({d.B, H}, acc_options<A>()) : at::Tensor();  // o * tanh(c) before w_hr
   const T* x = xw.const_data_ptr<T>();
@@ -69,6 +68,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
   if constexpr (std::is_same_v<T, float>) {
     if (const vec::PanelGemmFn panel = panel_gemm_kernel()) {
       const PanelWeights recurrent(w, P, true, P, H, 4);  // h @ W_hh^T
+      const at::Tensor h0c = h0.contiguous();
       const float* init = h0c.const_data_ptr<float>();
       if (!proj) {
         panel_forward(sch, recurrent, panel, out, init, P, g, G, H, 2.0 * d.B * G * P, cell);
