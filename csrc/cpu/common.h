@@ -355,42 +355,6 @@ struct TeamShare {
         j1(std::min(H, b1 * vec::kPanelWidth)) {}
 };
 
-// A forward time loop on the panel GEMM. Each member of a team takes a share of the unit blocks:
-// per step it computes g[:, the columns of its units] = h_{t-1} @ B and then cell(st, b, j0, j1) for its
-// units [j0, j1) of every row b. h_{t-1} comes from the previous step's rows of `out` (or h0), which no
-// member writes again, so the members meet once per step, after their cells.
-template <typename Cell>
-void panel_forward(const Schedule& sch, const PanelWeights& w, vec::PanelGemmFn fn, const float* out,
-                   const float* h0, int64_t P, float* g, int64_t ldg, int64_t H, double step_flops, const Cell& cell) {
-  team(team_size(step_flops, w.blocks()), [&](int64_t thread, int64_t threads) {
-    const TeamShare my(w, H, thread, threads);
-    for (int64_t s = 0; s < sch.steps(); ++s) {
-      const Step st = sch.step(s);
-      w.gemm(fn, st.prev_rows, out + st.prev_row * P, P, g, ldg, my.b0, my.b1);
-      w.gemm(fn, st.rows - st.prev_rows, h0 + st.prev_rows * P, P, g + st.prev_rows * ldg, ldg, my.b0, my.b1);
-      for (int64_t b = 0; b < st.rows; ++b) cell(st, b, my.j0, my.j1);
-      team_barrier();
-    }
-  });
-}
-
-// The backward time loop on the panel GEMM, steps in reverse: each member runs cell(st, b, j0, j1) for
-// its units (writing their columns of the step's dg rows and of dh), and once every member has, computes
-// dh[:, its units] (+)= dg_step @ B, the only columns of dh its next cell reads.
-template <typename Cell>
-void panel_backward(const Schedule& sch, const PanelWeights& w, vec::PanelGemmFn fn, const float* dg, int64_t ldg,
-                    float* dh, int64_t P, int64_t H, double step_flops, bool accumulate, const Cell& cell) {
-  team(team_size(step_flops, w.blocks()), [&](int64_t thread, int64_t threads) {
-    const TeamShare my(w, H, thread, threads);
-    for (int64_t s = sch.steps() - 1; s >= 0; --s) {
-      const Step st = sch.step(s);
-      for (int64_t b = 0; b < st.rows; ++b) cell(st, b, my.j0, my.j1);
-      team_barrier();
-      w.gemm(fn, st.rows, dg + st.row * ldg, ldg, dh, P, my.b0, my.b1, accumulate);
-    }
-  });
-}
-
 // f(b, j0, j1) over units [j0, j1) of rows b in [0, rows), units of H per row, split across
 // threads only when a step has enough elements to pay for it.
 template <typename F>
@@ -403,6 +367,77 @@ void for_units(int64_t rows, int64_t H, int64_t cost_per_unit, const F& f) {
   const int64_t grain = std::max<int64_t>(kWorkPerTask / std::max<int64_t>(cost_per_unit, 1), 1);
   if (total <= grain) run(0, total);
   else at::parallel_for(0, total, grain, run);
+}
+
+// The forward time loop of a cell without projection: per step g = h_{t-1} @ W_hh^T (w: W_hh, [gates * H, H])
+// and then cell(st, b, j0, j1) for units [j0, j1) of every row b of the step.
+// - On the panel GEMM (float32 storage, where panel_gemm_kernel() gives one), a team of threads shares the
+//   unit blocks: each member computes its units' columns of g and runs their cell. It reads h_{t-1} from
+//   the previous step's rows of `out` (or h0), which no member writes again, so the members meet once per
+//   step, after their cells.
+// - Otherwise each step runs one StepGemm (MKL) on the running state hs, then the cell over for_units.
+template <typename T, typename A, typename Cell>
+void forward_steps(const Schedule& sch, const A* w, int64_t gates, int64_t H, int64_t B, const T* out,
+                   const at::Tensor& h0, const A* hs, A* g, int64_t cost_per_unit, const Cell& cell) {
+  const int64_t G = gates * H;
+  if constexpr (std::is_same_v<T, float>) {
+    if (const vec::PanelGemmFn panel = panel_gemm_kernel()) {
+      const PanelWeights recurrent(w, H, true, H, H, gates);
+      const at::Tensor h0c = h0.contiguous();
+      const float* init = h0c.const_data_ptr<float>();
+      team(team_size(2.0 * B * G * H, recurrent.blocks()), [&](int64_t thread, int64_t threads) {
+        const TeamShare my(recurrent, H, thread, threads);
+        for (int64_t s = 0; s < sch.steps(); ++s) {
+          const Step st = sch.step(s);
+          recurrent.gemm(panel, st.prev_rows, out + st.prev_row * H, H, g, G, my.b0, my.b1);
+          recurrent.gemm(panel, st.rows - st.prev_rows, init + st.prev_rows * H, H, g + st.prev_rows * G, G, my.b0,
+                         my.b1);
+          for (int64_t b = 0; b < st.rows; ++b) cell(st, b, my.j0, my.j1);
+          team_barrier();
+        }
+      });
+      return;
+    }
+  }
+  const StepGemm<A> recurrent(true, H, G, w, H, B);  // h @ W_hh^T
+  for (int64_t s = 0; s < sch.steps(); ++s) {
+    const Step st = sch.step(s);
+    recurrent(st.rows, hs, H, A(0), g, G);
+    for_units(st.rows, H, cost_per_unit, [&](int64_t b, int64_t j0, int64_t j1) { cell(st, b, j0, j1); });
+  }
+}
+
+// The backward time loop of a cell without projection, steps in reverse: cell(st, b, j0, j1) for units
+// [j0, j1) of every row b (writing their columns of the step's rows of dg, [N, gates * H], and of dh),
+// then dh (+)= dg_step @ W_hh (added to dh's contents with accumulate).
+// - On the panel GEMM (float accumulation), each team member runs the cell of its units and, once every
+//   member has, computes dh's columns of those units, the only ones its next cell reads.
+// - Otherwise the cell over for_units, then one StepGemm (MKL).
+template <typename A, typename Cell>
+void backward_steps(const Schedule& sch, const A* w, int64_t gates, int64_t H, int64_t B, const A* dg, A* dh,
+                    bool accumulate, int64_t cost_per_unit, const Cell& cell) {
+  const int64_t G = gates * H;
+  if constexpr (std::is_same_v<A, float>) {
+    if (const vec::PanelGemmFn panel = panel_gemm_kernel()) {
+      const PanelWeights recurrent(w, H, false, G, H, 1);
+      team(team_size(2.0 * B * G * H, recurrent.blocks()), [&](int64_t thread, int64_t threads) {
+        const TeamShare my(recurrent, H, thread, threads);
+        for (int64_t s = sch.steps() - 1; s >= 0; --s) {
+          const Step st = sch.step(s);
+          for (int64_t b = 0; b < st.rows; ++b) cell(st, b, my.j0, my.j1);
+          team_barrier();
+          recurrent.gemm(panel, st.rows, dg + st.row * G, G, dh, H, my.b0, my.b1, accumulate);
+        }
+      });
+      return;
+    }
+  }
+  const StepGemm<A> recurrent(false, G, H, w, H, B);  // dg @ W_hh
+  for (int64_t s = sch.steps() - 1; s >= 0; --s) {
+    const Step st = sch.step(s);
+    for_units(st.rows, H, cost_per_unit, [&](int64_t b, int64_t j0, int64_t j1) { cell(st, b, j0, j1); });
+    recurrent(st.rows, dg + st.row * G, G, accumulate ? A(1) : A(0), dh, H);
+  }
 }
 
 // Row pointer of h_{t-1} (or c_{t-1}) for row b of step st: from the previous step's rows of

@@ -51,22 +51,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward(const Dims& d, const Sche
       hs[b * H + j] = hh;
     }
   };
-  const vec::PanelGemmFn panel = std::is_same_v<T, float> ? panel_gemm_kernel() : nullptr;
-  if constexpr (std::is_same_v<T, float>) {
-    if (panel != nullptr) {
-      const at::Tensor h0c = h0.contiguous();
-      panel_forward(sch, PanelWeights(w, H, true, H, H, 3), panel, out, h0c.const_data_ptr<float>(), H, g, G, H,
-                    2.0 * d.B * G * H, cell);
-    }
-  }
-  if (panel == nullptr) {
-    const StepGemm<A> recurrent(true, H, G, w, H, d.B);  // h @ W_hh^T
-    for (int64_t s = 0; s < sch.steps(); ++s) {
-      const Step st = sch.step(s);
-      recurrent(st.rows, hs, H, A(0), g, G);
-      for_units(st.rows, H, 8, [&](int64_t b, int64_t j0, int64_t j1) { cell(st, b, j0, j1); });
-    }
-  }
+  forward_steps<T>(sch, w, 3, H, d.B, out, h0, hs, g, 8, cell);
   return {output, h.to(xw.scalar_type()), workspace.result()};
 }
 
@@ -119,21 +104,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
       dhs[b * H + j] = dhp;
     }
   };
-  // dh_{t-1} = z * dh (already in dh) + dgh @ W_hh. The panel GEMM is float32 (bfloat16 keeps its
-  // state and gradients in float).
-  const vec::PanelGemmFn panel = std::is_same_v<A, float> ? panel_gemm_kernel() : nullptr;
-  if constexpr (std::is_same_v<A, float>) {
-    if (panel != nullptr)
-      panel_backward(sch, PanelWeights(w, H, false, G, H, 1), panel, dg, G, dhs, H, H, 2.0 * d.B * G * H, true, cell);
-  }
-  if (panel == nullptr) {
-    const StepGemm<A> recurrent(false, G, H, w, H, d.B);  // dgh @ W_hh
-    for (int64_t s = sch.steps() - 1; s >= 0; --s) {
-      const Step st = sch.step(s);
-      for_units(st.rows, H, 6, [&](int64_t b, int64_t j0, int64_t j1) { cell(st, b, j0, j1); });
-      recurrent(st.rows, dg + st.row * G, G, A(1), dhs, H);
-    }
-  }
+  backward_steps(sch, w, 3, H, d.B, dg, dhs, true, 6, cell);  // dh_{t-1} = z * dh (already in dh) + dgh @ W_hh
   at::Tensor dW = at::empty({G, H}, ao);
   gemm<A>(true, false, G, H, d.N, dg, G, hp, H, A(0), dW.data_ptr<A>(), H);
   const auto dt = gout.scalar_type();

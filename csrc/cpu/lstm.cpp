@@ -9,6 +9,90 @@
 namespace fastrnn::cpu {
 namespace {
 
+// forward_steps (common.h) for an LSTM with a projection: per step g = h_{t-1} @ W_hh^T (h has P columns),
+// the cells, which leave o * tanh(c) in hu, then h = hu @ W_hr^T into hs and the step's output rows.
+// On the panel team the members share the hidden units for the cells and h's P columns for the
+// projection, whose output the next step's GEMM reads whole: two barriers per step.
+template <typename T, typename A, typename Cell>
+void projected_forward_steps(const Schedule& sch, const A* w, const A* wr, int64_t H, int64_t P, int64_t B, T* out,
+                             const at::Tensor& h0, A* hs, const A* hu, A* g, const Cell& cell) {
+  const int64_t G = 4 * H;
+  if constexpr (std::is_same_v<T, float>) {
+    if (const vec::PanelGemmFn panel = panel_gemm_kernel()) {
+      const PanelWeights recurrent(w, P, true, P, H, 4), project(wr, H, true, H, P, 1);
+      const at::Tensor h0c = h0.contiguous();
+      const float* init = h0c.const_data_ptr<float>();
+      team(team_size(2.0 * B * (G * P + P * H), recurrent.blocks()), [&](int64_t thread, int64_t threads) {
+        const TeamShare units(recurrent, H, thread, threads), cols(project, P, thread, threads);
+        for (int64_t s = 0; s < sch.steps(); ++s) {
+          const Step st = sch.step(s);
+          recurrent.gemm(panel, st.prev_rows, out + st.prev_row * P, P, g, G, units.b0, units.b1);
+          recurrent.gemm(panel, st.rows - st.prev_rows, init + st.prev_rows * P, P, g + st.prev_rows * G, G,
+                         units.b0, units.b1);
+          for (int64_t b = 0; b < st.rows; ++b) cell(st, b, units.j0, units.j1);
+          team_barrier();
+          project.gemm(panel, st.rows, hu, H, hs, P, cols.b0, cols.b1);
+          for (int64_t b = 0; b < st.rows; ++b)
+            std::copy(hs + b * P + cols.j0, hs + b * P + cols.j1, out + (st.row + b) * P + cols.j0);
+          team_barrier();
+        }
+      });
+      return;
+    }
+  }
+  const StepGemm<A> recurrent(true, P, G, w, P, B), project(true, H, P, wr, H, B);  // @ W_hh^T, @ W_hr^T
+  for (int64_t s = 0; s < sch.steps(); ++s) {
+    const Step st = sch.step(s);
+    recurrent(st.rows, hs, P, A(0), g, G);
+    for_units(st.rows, H, 12, [&](int64_t b, int64_t j0, int64_t j1) { cell(st, b, j0, j1); });
+    project(st.rows, hu, H, A(0), hs, P);
+    T* o = out + st.row * P;
+    for (int64_t k = 0; k < st.rows * P; ++k) o[k] = T(hs[k]);
+  }
+}
+
+// backward_steps (common.h) for an LSTM with a projection, steps in reverse: the full dh_t (P columns,
+// kept in dhp's rows for dW_hr), dhu = dh_t @ W_hr, the cells (which read dhu), then
+// dh_{t-1} = dgates @ W_hh. On the panel team the members share dh's P columns and the hidden units:
+// two barriers per step.
+template <typename T, typename A, typename Cell>
+void projected_backward_steps(const Schedule& sch, const A* w, const A* wr, int64_t H, int64_t P, int64_t B,
+                              const T* go, A* dh, A* dhp, A* dhu, const A* dg, const Cell& cell) {
+  const int64_t G = 4 * H;
+  // dhp's rows of step st, columns [k0, k1): dh_t = the state's dh + the output's gradient.
+  auto full_dh = [&](const Step& st, int64_t b, int64_t k0, int64_t k1) {
+    A* dst = dhp + (st.row + b) * P;
+    const T* src = go + (st.row + b) * P;
+    for (int64_t k = k0; k < k1; ++k) dst[k] = dh[b * P + k] + A(src[k]);
+  };
+  if constexpr (std::is_same_v<A, float>) {
+    if (const vec::PanelGemmFn panel = panel_gemm_kernel()) {
+      const PanelWeights recurrent(w, P, false, G, P, 1), project(wr, H, false, P, H, 1);
+      team(team_size(2.0 * B * (G * P + P * H), project.blocks()), [&](int64_t thread, int64_t threads) {
+        const TeamShare cols(recurrent, P, thread, threads), units(project, H, thread, threads);
+        for (int64_t s = sch.steps() - 1; s >= 0; --s) {
+          const Step st = sch.step(s);
+          for (int64_t b = 0; b < st.rows; ++b) full_dh(st, b, cols.j0, cols.j1);
+          team_barrier();
+          project.gemm(panel, st.rows, dhp + st.row * P, P, dhu, H, units.b0, units.b1);
+          for (int64_t b = 0; b < st.rows; ++b) cell(st, b, units.j0, units.j1);
+          team_barrier();
+          recurrent.gemm(panel, st.rows, dg + st.row * G, G, dh, P, cols.b0, cols.b1);
+        }
+      });
+      return;
+    }
+  }
+  const StepGemm<A> recurrent(false, G, P, w, P, B), project(false, P, H, wr, H, B);  // @ W_hh, @ W_hr
+  for (int64_t s = sch.steps() - 1; s >= 0; --s) {
+    const Step st = sch.step(s);
+    for (int64_t b = 0; b < st.rows; ++b) full_dh(st, b, 0, P);
+    project(st.rows, dhp + st.row * P, P, A(0), dhu, H);
+    for_units(st.rows, H, 12, [&](int64_t b, int64_t j0, int64_t j1) { cell(st, b, j0, j1); });
+    recurrent(st.rows, dg + st.row * G, G, A(0), dh, P);
+  }
+}
+
 template <typename T>
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
     const Dims& d, const Schedule& sch, const at::Tensor& xw_, const at::Tensor& w_hh,
@@ -65,50 +149,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
       }
     }
   };
-  if constexpr (std::is_same_v<T, float>) {
-    if (const vec::PanelGemmFn panel = panel_gemm_kernel()) {
-      const PanelWeights recurrent(w, P, true, P, H, 4);  // h @ W_hh^T
-      const at::Tensor h0c = h0.contiguous();
-      const float* init = h0c.const_data_ptr<float>();
-      if (!proj) {
-        panel_forward(sch, recurrent, panel, out, init, P, g, G, H, 2.0 * d.B * G * P, cell);
-      } else {
-        // As panel_forward, and after the cells (all of hu) the members project their share of h's P
-        // columns, which the next step's GEMM reads whole: two barriers per step.
-        const PanelWeights project(Wr.const_data_ptr<float>(), H, true, H, P, 1);  // hu @ W_hr^T
-        team(team_size(2.0 * d.B * (G * P + P * H), recurrent.blocks()), [&](int64_t thread, int64_t threads) {
-          const TeamShare units(recurrent, H, thread, threads), cols(project, P, thread, threads);
-          for (int64_t s = 0; s < sch.steps(); ++s) {
-            const Step st = sch.step(s);
-            recurrent.gemm(panel, st.prev_rows, out + st.prev_row * P, P, g, G, units.b0, units.b1);
-            recurrent.gemm(panel, st.rows - st.prev_rows, init + st.prev_rows * P, P, g + st.prev_rows * G, G,
-                           units.b0, units.b1);
-            for (int64_t b = 0; b < st.rows; ++b) cell(st, b, units.j0, units.j1);
-            team_barrier();
-            project.gemm(panel, st.rows, hus, H, hs, P, cols.b0, cols.b1);
-            for (int64_t b = 0; b < st.rows; ++b)
-              std::copy(hs + b * P + cols.j0, hs + b * P + cols.j1, out + (st.row + b) * P + cols.j0);
-            team_barrier();
-          }
-        });
-      }
-      const auto dt = xw.scalar_type();
-      return {output, h.to(dt), c.to(dt), gates.result(), cells.result()};
-    }
-  }
-  const StepGemm<A> recurrent(true, P, G, w, P, d.B);  // h @ W_hh^T
-  const std::optional<StepGemm<A>> project =
-      proj ? std::make_optional<StepGemm<A>>(true, H, P, Wr.const_data_ptr<A>(), H, d.B) : std::nullopt;  // @ W_hr^T
-  for (int64_t s = 0; s < sch.steps(); ++s) {
-    const Step st = sch.step(s);
-    recurrent(st.rows, hs, P, A(0), g, G);
-    for_units(st.rows, H, 12, [&](int64_t b, int64_t j0, int64_t j1) { cell(st, b, j0, j1); });
-    if (proj) {
-      (*project)(st.rows, hus, H, A(0), hs, P);
-      T* o = out + st.row * P;
-      for (int64_t k = 0; k < st.rows * P; ++k) o[k] = T(hs[k]);
-    }
-  }
+  if (proj)
+    projected_forward_steps<T>(sch, w, Wr.const_data_ptr<A>(), H, P, d.B, out, h0, hs, hus, g, cell);
+  else
+    forward_steps<T>(sch, w, 4, H, d.B, out, h0, hs, g, 12, cell);
   const auto dt = xw.scalar_type();
   return {output, h.to(dt), c.to(dt), gates.result(), cells.result()};
 }
@@ -178,53 +222,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
       if (proj) hus[r * H + j] = o * tanh_(c);
     }
   };
-  // The panel GEMM is float32 (bfloat16 keeps its state and gradients in float).
-  const vec::PanelGemmFn panel = std::is_same_v<A, float> ? panel_gemm_kernel() : nullptr;
-  if constexpr (std::is_same_v<A, float>) {
-    if (panel != nullptr) {
-      const PanelWeights recurrent(w, P, false, G, P, 1);  // dgates @ W_hh
-      if (!proj) {
-        panel_backward(sch, recurrent, panel, dg, G, dhs, P, H, 2.0 * d.B * G * P, false, cell);
-      } else {
-        // Per step: the members form their columns of the full dh (dh_t of P columns), then (once all
-        // have) dhu = dh @ W_hr for their units and those units' cells, then (once all dgates are
-        // written) their columns of dh_{t-1} = dgates @ W_hh, the columns they form next: two barriers.
-        const PanelWeights project(Wr.const_data_ptr<float>(), H, false, P, H, 1);  // dh @ W_hr
-        team(team_size(2.0 * d.B * (G * P + P * H), project.blocks()), [&](int64_t thread, int64_t threads) {
-          const TeamShare cols(recurrent, P, thread, threads), units(project, H, thread, threads);
-          for (int64_t s = sch.steps() - 1; s >= 0; --s) {
-            const Step st = sch.step(s);
-            for (int64_t b = 0; b < st.rows; ++b) {
-              A* dst = dhps + (st.row + b) * P;
-              const T* src = go + (st.row + b) * P;
-              for (int64_t k = cols.j0; k < cols.j1; ++k) dst[k] = dhs[b * P + k] + A(src[k]);
-            }
-            team_barrier();
-            project.gemm(panel, st.rows, dhps + st.row * P, P, dhus, H, units.b0, units.b1);
-            for (int64_t b = 0; b < st.rows; ++b) cell(st, b, units.j0, units.j1);
-            team_barrier();
-            recurrent.gemm(panel, st.rows, dg + st.row * G, G, dhs, P, cols.b0, cols.b1);
-          }
-        });
-      }
-    }
-  }
-  if (panel == nullptr) {
-    const StepGemm<A> recurrent(false, G, P, w, P, d.B);  // dgates @ W_hh
-    const std::optional<StepGemm<A>> project =
-        proj ? std::make_optional<StepGemm<A>>(false, P, H, Wr.const_data_ptr<A>(), H, d.B) : std::nullopt;  // @ W_hr
-    for (int64_t s = sch.steps() - 1; s >= 0; --s) {
-      const Step st = sch.step(s);
-      if (proj) {
-        A* dst = dhps + st.row * P;
-        const T* src = go + st.row * P;
-        for (int64_t k = 0; k < st.rows * P; ++k) dst[k] = dhs[k] + A(src[k]);
-        (*project)(st.rows, dst, P, A(0), dhus, H);
-      }
-      for_units(st.rows, H, 12, [&](int64_t b, int64_t j0, int64_t j1) { cell(st, b, j0, j1); });
-      recurrent(st.rows, dg + st.row * G, G, A(0), dhs, P);
-    }
-  }
+  if (proj)
+    projected_backward_steps(sch, w, Wr.const_data_ptr<A>(), H, P, d.B, go, dhs, dhps, dhus, dg, cell);
+  else
+    backward_steps(sch, w, 4, H, d.B, dg, dhs, false, 12, cell);
   at::Tensor dW = at::empty({G, P}, ao);
   gemm<A>(true, false, G, P, d.N, dg, G, h_prev.const_data_ptr<A>(), P, A(0), dW.data_ptr<A>(), P);
   at::Tensor dWr = at::empty({proj ? P : 0}, ao);

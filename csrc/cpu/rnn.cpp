@@ -38,22 +38,7 @@ std::tuple<at::Tensor, at::Tensor> forward(const Dims& d, const Schedule& sch, c
       hs[b * H + j] = v;
     }
   };
-  const vec::PanelGemmFn panel = std::is_same_v<T, float> ? panel_gemm_kernel() : nullptr;
-  if constexpr (std::is_same_v<T, float>) {
-    if (panel != nullptr) {
-      const at::Tensor h0c = h0.contiguous();
-      panel_forward(sch, PanelWeights(w, H, true, H, H, 1), panel, out, h0c.const_data_ptr<float>(), H, g, H, H,
-                    2.0 * d.B * H * H, cell);
-    }
-  }
-  if (panel == nullptr) {
-    const StepGemm<A> recurrent(true, H, H, w, H, d.B);  // h @ W_hh^T
-    for (int64_t s = 0; s < sch.steps(); ++s) {
-      const Step st = sch.step(s);
-      recurrent(st.rows, hs, H, A(0), g, H);
-      for_units(st.rows, H, 4, [&](int64_t b, int64_t j0, int64_t j1) { cell(st, b, j0, j1); });
-    }
-  }
+  forward_steps<T>(sch, w, 1, H, d.B, out, h0, hs, g, 4, cell);
   return {output, h.to(xw.scalar_type())};
 }
 
@@ -90,20 +75,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(const Dims& d, const Sch
     for (int64_t j = j0; j < j1; ++j)
       dp[r + j] = Cell::backward(static_cast<A>(out[r + j]), dhs[b * H + j] + static_cast<A>(go[r + j]));
   };
-  // The panel GEMM is float32 (bfloat16 keeps its state and gradients in float).
-  const vec::PanelGemmFn panel = std::is_same_v<A, float> ? panel_gemm_kernel() : nullptr;
-  if constexpr (std::is_same_v<A, float>) {
-    if (panel != nullptr)
-      panel_backward(sch, PanelWeights(w, H, false, H, H, 1), panel, dp, H, dhs, H, H, 2.0 * d.B * H * H, false, cell);
-  }
-  if (panel == nullptr) {
-    const StepGemm<A> recurrent(false, H, H, w, H, d.B);  // dpre @ W_hh
-    for (int64_t s = sch.steps() - 1; s >= 0; --s) {
-      const Step st = sch.step(s);
-      for_units(st.rows, H, 2, [&](int64_t b, int64_t j0, int64_t j1) { cell(st, b, j0, j1); });
-      recurrent(st.rows, dp + st.row * H, H, A(0), dhs, H);
-    }
-  }
+  backward_steps(sch, w, 1, H, d.B, dp, dhs, false, 2, cell);  // dh = dpre @ W_hh
   at::Tensor dW = at::empty({H, H}, acc_options<A>());
   gemm<A>(true, false, H, H, d.N, dp, H, h_prev.const_data_ptr<A>(), H, A(0), dW.data_ptr<A>(), H);
   if (!std::is_same_v<T, A>) grad_xw.copy_(dpre.view(grad_xw.sizes()));
