@@ -5,6 +5,7 @@ Generic over backends through the ``fused`` fixture and ``backends.ops_for``; sh
 """
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import itertools
 
@@ -313,6 +314,23 @@ def test_forward_without_save(fused, case: Case):
     assert all(t.shape == (0,) and t.dtype == torch.float32 for t in lean[n:])
     if isinstance(fwd, torch._ops.OpOverloadPacket):
         torch.library.opcheck(fwd, tuple(args.values()), {"save": False})
+
+
+@pytest.mark.parametrize("case", [Case(cell="lstm", T=5, B=23, H=200, packed=True, reverse=True),
+                                  Case(cell="lstm", T=5, B=23, H=200, P=40)], ids=lambda c: c.name)
+def test_concurrent_cpu_calls(case: Case):
+    """Calls from several Python threads at once give exactly what one call gives: the ops release the
+    GIL, and at these sizes each call runs the CPU backend's own team of threads, which meets at a
+    barrier every step (with the panel GEMM; MKL's threads otherwise)."""
+    skip_unless_runs(Backend.CPU, "cpu", torch.float32)
+    fwd = backends.ops_for(Backend.CPU).lstm_forward
+    args = make_inputs(case, torch.float32, "cpu")
+    alone = fwd(*args.values())
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda _: fwd(*args.values()), range(8)))
+    for got in together:
+        for a, b in zip(got, alone, strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=str)

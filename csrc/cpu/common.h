@@ -325,8 +325,8 @@ inline int64_t team_size(double step_flops, int64_t blocks) {
 }
 
 // Runs f(thread, threads) on a team of `threads` threads that stays together for a whole time loop,
-// its members meeting at team_barrier() once per step; one thread without OpenMP (or nested in a
-// parallel region). f must not throw.
+// its members meeting at team_barrier(threads) once per step; one thread without OpenMP (or nested in
+// a parallel region). f must not throw.
 template <typename F>
 void team(int64_t threads, const F& f) {
 #if defined(_OPENMP)
@@ -339,9 +339,13 @@ void team(int64_t threads, const F& f) {
   f(int64_t(0), int64_t(1));
 }
 
-inline void team_barrier() {
+// A team of one meets nobody: outside team's own parallel region (a team of one runs none) an OpenMP
+// barrier would bind to an enclosing region of the caller's and wait for its threads.
+inline void team_barrier(int64_t threads) {
 #if defined(_OPENMP)
+  if (threads > 1) {
 #pragma omp barrier
+  }
 #endif
 }
 
@@ -393,7 +397,7 @@ void forward_steps(const Schedule& sch, const A* w, int64_t gates, int64_t H, in
           recurrent.gemm(panel, st.rows - st.prev_rows, init + st.prev_rows * H, H, g + st.prev_rows * G, G, my.b0,
                          my.b1);
           for (int64_t b = 0; b < st.rows; ++b) cell(st, b, my.j0, my.j1);
-          team_barrier();
+          team_barrier(threads);
         }
       });
       return;
@@ -425,7 +429,7 @@ void backward_steps(const Schedule& sch, const A* w, int64_t gates, int64_t H, i
         for (int64_t s = sch.steps() - 1; s >= 0; --s) {
           const Step st = sch.step(s);
           for (int64_t b = 0; b < st.rows; ++b) cell(st, b, my.j0, my.j1);
-          team_barrier();
+          team_barrier(threads);
           recurrent.gemm(panel, st.rows, dg + st.row * G, G, dh, H, my.b0, my.b1, accumulate);
         }
       });

@@ -30,11 +30,11 @@ void projected_forward_steps(const Schedule& sch, const A* w, const A* wr, int64
           recurrent.gemm(panel, st.rows - st.prev_rows, init + st.prev_rows * P, P, g + st.prev_rows * G, G,
                          units.b0, units.b1);
           for (int64_t b = 0; b < st.rows; ++b) cell(st, b, units.j0, units.j1);
-          team_barrier();
+          team_barrier(threads);
           project.gemm(panel, st.rows, hu, H, hs, P, cols.b0, cols.b1);
           for (int64_t b = 0; b < st.rows; ++b)
             std::copy(hs + b * P + cols.j0, hs + b * P + cols.j1, out + (st.row + b) * P + cols.j0);
-          team_barrier();
+          team_barrier(threads);
         }
       });
       return;
@@ -73,10 +73,10 @@ void projected_backward_steps(const Schedule& sch, const A* w, const A* wr, int6
         for (int64_t s = sch.steps() - 1; s >= 0; --s) {
           const Step st = sch.step(s);
           for (int64_t b = 0; b < st.rows; ++b) full_dh(st, b, cols.j0, cols.j1);
-          team_barrier();
+          team_barrier(threads);
           project.gemm(panel, st.rows, dhp + st.row * P, P, dhu, H, units.b0, units.b1);
           for (int64_t b = 0; b < st.rows; ++b) cell(st, b, units.j0, units.j1);
-          team_barrier();
+          team_barrier(threads);
           recurrent.gemm(panel, st.rows, dg + st.row * G, G, dh, P, cols.b0, cols.b1);
         }
       });
