@@ -373,6 +373,14 @@ void for_units(int64_t rows, int64_t H, int64_t cost_per_unit, const F& f) {
   else at::parallel_for(0, total, grain, run);
 }
 
+// g[:, the columns of my unit blocks] = h_{t-1} @ B for the rows of step st, with h_{t-1} ([B, P]) read as
+// prev_row does: the previous step's rows of `out`, and h0 for rows that step did not have.
+inline void gemm_prev_h(const PanelWeights& w, vec::PanelGemmFn fn, const Step& st, const float* out,
+                        const float* h0, int64_t P, float* g, int64_t ldg, const TeamShare& my) {
+  w.gemm(fn, st.prev_rows, out + st.prev_row * P, P, g, ldg, my.b0, my.b1);
+  w.gemm(fn, st.rows - st.prev_rows, h0 + st.prev_rows * P, P, g + st.prev_rows * ldg, ldg, my.b0, my.b1);
+}
+
 // The forward time loop of a cell without projection: per step g = h_{t-1} @ W_hh^T (w: W_hh, [gates * H, H])
 // and then cell(st, b, j0, j1) for units [j0, j1) of every row b of the step.
 // - On the panel GEMM (float32 storage, where panel_gemm_kernel() gives one), a team of threads shares the
@@ -393,9 +401,7 @@ void forward_steps(const Schedule& sch, const A* w, int64_t gates, int64_t H, in
         const TeamShare my(recurrent, H, thread, threads);
         for (int64_t s = 0; s < sch.steps(); ++s) {
           const Step st = sch.step(s);
-          recurrent.gemm(panel, st.prev_rows, out + st.prev_row * H, H, g, G, my.b0, my.b1);
-          recurrent.gemm(panel, st.rows - st.prev_rows, init + st.prev_rows * H, H, g + st.prev_rows * G, G, my.b0,
-                         my.b1);
+          gemm_prev_h(recurrent, panel, st, out, init, H, g, G, my);
           for (int64_t b = 0; b < st.rows; ++b) cell(st, b, my.j0, my.j1);
           team_barrier(threads);
         }

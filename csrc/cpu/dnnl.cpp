@@ -1,7 +1,8 @@
 // float32 GEMMs through oneDNN, by way of torch's own mkldnn::_linear_pointwise op (oneDNN is
 // linked into torch with hidden symbols, so this op is the way in). On CPUs where MKL takes a
-// slow path (AMD with AVX-512: MKL runs AVX2 kernels there) oneDNN's AVX-512 kernels run about twice as fast; each call
-// costs some microseconds more, so only large products take this path (see gemm in common.h).
+// slow path (AMD with AVX-512: MKL runs AVX2 kernels there) oneDNN's AVX-512 kernels run about
+// twice as fast; each call costs some microseconds more, so only large products take this path
+// (see gemm and dnnl_gemm_is_faster in common.h).
 #include <ATen/Context.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/stack.h>

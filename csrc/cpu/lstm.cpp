@@ -26,9 +26,7 @@ void projected_forward_steps(const Schedule& sch, const A* w, const A* wr, int64
         const TeamShare units(recurrent, H, thread, threads), cols(project, P, thread, threads);
         for (int64_t s = 0; s < sch.steps(); ++s) {
           const Step st = sch.step(s);
-          recurrent.gemm(panel, st.prev_rows, out + st.prev_row * P, P, g, G, units.b0, units.b1);
-          recurrent.gemm(panel, st.rows - st.prev_rows, init + st.prev_rows * P, P, g + st.prev_rows * G, G,
-                         units.b0, units.b1);
+          gemm_prev_h(recurrent, panel, st, out, init, P, g, G, units);
           for (int64_t b = 0; b < st.rows; ++b) cell(st, b, units.j0, units.j1);
           team_barrier(threads);
           project.gemm(panel, st.rows, hu, H, hs, P, cols.b0, cols.b1);
