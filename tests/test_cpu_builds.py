@@ -1,7 +1,8 @@
 """The CPU backend's other builds on this machine: the AVX2 kernels (an AVX-512 CPU runs the AVX-512
 ones), the scalar loops (FASTRNN_CPU_VEC), and each of the two step GEMMs, MKL's packed GEMM and the
 panel GEMM (FASTRNN_CPU_GEMM; the CPU picks one by default), through test_ops' forward and backward
-tests of the cpu backend in float32 and bfloat16. The variables are read once per process: a
+tests of the cpu backend in float32 and bfloat16. "widest-panel" runs the panel GEMM
+in the widest build this CPU runs (AVX-512 on an AVX-512 CPU). The variables are read once per process: a
 subprocess each."""
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from fastrnn import _ext
 pytestmark = pytest.mark.skipif(not _ext.has_cpu(), reason="fastrnn._C is not built")
 
 
-@pytest.mark.parametrize("vec,gemm", [("avx2", "mkl"), ("avx2", "panel"), ("0", "")],
-                         ids=["avx2-mkl", "avx2-panel", "scalar"])
+@pytest.mark.parametrize("vec,gemm", [("avx2", "mkl"), ("avx2", "panel"), ("", "panel"), ("0", "")],
+                         ids=["avx2-mkl", "avx2-panel", "widest-panel", "scalar"])
 def test_ops_on_build(vec, gemm):
     if vec == "avx2" and torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
         pytest.skip("the CPU has no AVX2")

@@ -248,20 +248,27 @@ class StepGemm {
   at::Tensor packed_;  // MKL's packed B, or undefined
 };
 
-// The packed-panel step GEMM (panels.h), or null where the time loops use StepGemm (MKL) instead.
-// On CPUs where MKL takes its generic code paths (non-Intel: its GEMV shows up as mkl_blas_def_xsgemv)
-// the panel GEMM measured 1.2-1.7x faster than cblas_sgemm_compute per step, on one thread and on a
-// team of two (AMD EPYC, AVX2: 64x256 @ 256x1024 in 199 us against 302 us). FASTRNN_CPU_GEMM=mkl or
-// =panel overrides the choice (read once per process), e.g. to compare the two on one machine.
-inline vec::PanelGemmFn panel_gemm_kernel() {
-  static const vec::PanelGemmFn fn = []() -> vec::PanelGemmFn {
-    const vec::KernelSet* set = vec::kernels();
+// The packed-panel step GEMM (panels.h) for a time loop whose steps have at most max_rows rows, or null
+// where the loop uses StepGemm (MKL) instead.
+// - On CPUs where MKL takes its generic code paths (non-Intel: its GEMV shows up as mkl_blas_def_xsgemv)
+//   the panel GEMM measured 1.2-1.7x faster than cblas_sgemm_compute per step, on one thread and on a
+//   team of two (AMD EPYC, AVX2: 64x256 @ 256x1024 in 199 us against 302 us).
+// - On Intel CPUs only for one row per step, where MKL's GEMV path is slow: a Xeon with AVX-512 ran the
+//   LSTM ops at T=50, B=1 1.3-1.8x faster (H=64: forward 40 against 58 us, backward 48 against 80 us;
+//   H=512: 2.2 against 3.8 ms, 2.6 against 3.5 ms). From 4 rows on MKL's backward was as fast or faster.
+// FASTRNN_CPU_GEMM=mkl or =panel overrides the choice (read once per process), e.g. to compare the two.
+inline vec::PanelGemmFn panel_gemm_kernel(int64_t max_rows) {
+  enum class Choice { kMkl, kPanel, kByCpu };
+  static const Choice choice = [] {
     const char* env = std::getenv("FASTRNN_CPU_GEMM");
-    const bool forced_mkl = env && std::strcmp(env, "mkl") == 0, forced_panel = env && std::strcmp(env, "panel") == 0;
-    if (set == nullptr || forced_mkl || (mkl_is_fast() && !forced_panel)) return nullptr;
-    return set->panel_gemm;
+    if (env && std::strcmp(env, "mkl") == 0) return Choice::kMkl;
+    if (env && std::strcmp(env, "panel") == 0) return Choice::kPanel;
+    return Choice::kByCpu;
   }();
-  return fn;
+  const vec::KernelSet* set = vec::kernels();
+  if (set == nullptr || choice == Choice::kMkl) return nullptr;
+  if (choice == Choice::kByCpu && mkl_is_fast() && max_rows > 1) return nullptr;
+  return set->panel_gemm;
 }
 
 // A recurrent weight packed once per call for the panel GEMM: B = op(w) is [K, gates * H] (w^T when
@@ -383,7 +390,7 @@ inline void gemm_prev_h(const PanelWeights& w, vec::PanelGemmFn fn, const Step& 
 
 // The forward time loop of a cell without projection: per step g = h_{t-1} @ W_hh^T (w: W_hh, [gates * H, H])
 // and then cell(st, b, j0, j1) for units [j0, j1) of every row b of the step.
-// - On the panel GEMM (float32 storage, where panel_gemm_kernel() gives one), a team of threads shares the
+// - On the panel GEMM (float32 storage, where panel_gemm_kernel gives one), a team of threads shares the
 //   unit blocks: each member computes its units' columns of g and runs their cell. It reads h_{t-1} from
 //   the previous step's rows of `out` (or h0), which no member writes again, so the members meet once per
 //   step, after their cells.
@@ -393,7 +400,7 @@ void forward_steps(const Schedule& sch, const A* w, int64_t gates, int64_t H, in
                    const at::Tensor& h0, const A* hs, A* g, int64_t cost_per_unit, const Cell& cell) {
   const int64_t G = gates * H;
   if constexpr (std::is_same_v<T, float>) {
-    if (const vec::PanelGemmFn panel = panel_gemm_kernel()) {
+    if (const vec::PanelGemmFn panel = panel_gemm_kernel(B)) {
       const PanelWeights recurrent(w, H, true, H, H, gates);
       const at::Tensor h0c = h0.contiguous();
       const float* init = h0c.const_data_ptr<float>();
@@ -428,7 +435,7 @@ void backward_steps(const Schedule& sch, const A* w, int64_t gates, int64_t H, i
                     bool accumulate, int64_t cost_per_unit, const Cell& cell) {
   const int64_t G = gates * H;
   if constexpr (std::is_same_v<A, float>) {
-    if (const vec::PanelGemmFn panel = panel_gemm_kernel()) {
+    if (const vec::PanelGemmFn panel = panel_gemm_kernel(B)) {
       const PanelWeights recurrent(w, H, false, G, H, 1);
       team(team_size(2.0 * B * G * H, recurrent.blocks()), [&](int64_t thread, int64_t threads) {
         const TeamShare my(recurrent, H, thread, threads);

@@ -18,7 +18,7 @@ void projected_forward_steps(const Schedule& sch, const A* w, const A* wr, int64
                              const at::Tensor& h0, A* hs, const A* hu, A* g, const Cell& cell) {
   const int64_t G = 4 * H;
   if constexpr (std::is_same_v<T, float>) {
-    if (const vec::PanelGemmFn panel = panel_gemm_kernel()) {
+    if (const vec::PanelGemmFn panel = panel_gemm_kernel(B)) {
       const PanelWeights recurrent(w, P, true, P, H, 4), project(wr, H, true, H, P, 1);
       const at::Tensor h0c = h0.contiguous();
       const float* init = h0c.const_data_ptr<float>();
@@ -64,7 +64,7 @@ void projected_backward_steps(const Schedule& sch, const A* w, const A* wr, int6
     for (int64_t k = k0; k < k1; ++k) dst[k] = dh[b * P + k] + A(src[k]);
   };
   if constexpr (std::is_same_v<A, float>) {
-    if (const vec::PanelGemmFn panel = panel_gemm_kernel()) {
+    if (const vec::PanelGemmFn panel = panel_gemm_kernel(B)) {
       const PanelWeights recurrent(w, P, false, G, P, 1), project(wr, H, false, P, H, 1);
       team(team_size(2.0 * B * (G * P + P * H), project.blocks()), [&](int64_t thread, int64_t threads) {
         const TeamShare cols(recurrent, P, thread, threads), units(project, H, thread, threads);

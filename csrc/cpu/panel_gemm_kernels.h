@@ -1,5 +1,5 @@
-// The packed-panel GEMM (panels.h) for AVX2+FMA, included by pointwise_avx2.cpp (its target and
-// namespace). No AVX-512 build yet: nothing here could run one, so AVX-512 CPUs keep MKL's GEMMs.
+// The packed-panel GEMM (panels.h), included by pointwise_avx2.cpp and pointwise_avx512.cpp (their
+// target and namespace): a panel row is two ymm or one zmm register.
 #pragma once
 #include <ATen/cpu/vec/vec.h>
 
@@ -14,23 +14,28 @@ namespace {
 using PV = at::vec::Vectorized<float>;
 constexpr int kNV = kPanelWidth / PV::size();  // vectors per panel row
 static_assert(kNV * PV::size() == kPanelWidth);
-// Rows per register tile, and accumulator registers per tile: 12 of the 16 ymm registers; the rest hold
-// a panel row and the broadcast of a.
-constexpr int kMaxRows = 6, kAccumulators = 12;
+// Rows per register tile, and accumulator registers per tile: 12 of the 16 ymm registers, or 24 of the
+// 32 zmm registers; the rest hold a panel row (or a few) and the broadcast of a.
+constexpr bool kWide = PV::size() == 16;
+constexpr int kMaxRows = kWide ? 8 : 6, kAccumulators = kWide ? 24 : 12;
 
 // C rows [0, MR) of NP panels `stride` floats apart, over K rows of each panel: MR x NP x kNV accumulators
-// held in registers over all K.
+// held in registers over all K. With fewer than 8 of them (a row or two), even and odd k run separate
+// chains, summed at the end: an FMA's latency is 4 cycles and two issue per cycle.
 template <int MR, int NP>
 __attribute__((always_inline)) inline void tile(int64_t K, const float* a, int64_t lda, const float* b,
                                                 int64_t stride, float* c, int64_t ldc, const int64_t* cols,
                                                 const int32_t* widths, bool accumulate) {
-  PV acc[MR][NP * kNV];
+  constexpr int NQ = NP * kNV, KS = MR * NQ < 8 ? 2 : 1;
+  PV acc[KS][MR][NQ];
 #pragma GCC unroll 16
-  for (int r = 0; r < MR; ++r)
+  for (int s = 0; s < KS; ++s)
 #pragma GCC unroll 16
-    for (int q = 0; q < NP * kNV; ++q) acc[r][q] = PV(0.f);
-  for (int64_t k = 0; k < K; ++k) {
-    PV bv[NP * kNV];
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 16
+      for (int q = 0; q < NQ; ++q) acc[s][r][q] = PV(0.f);
+  auto step = [&](int64_t k, PV (&sum)[MR][NQ]) __attribute__((always_inline)) {
+    PV bv[NQ];
 #pragma GCC unroll 16
     for (int p = 0; p < NP; ++p)
 #pragma GCC unroll 16
@@ -39,9 +44,20 @@ __attribute__((always_inline)) inline void tile(int64_t K, const float* a, int64
     for (int r = 0; r < MR; ++r) {
       const PV av(a[r * lda + k]);
 #pragma GCC unroll 16
-      for (int q = 0; q < NP * kNV; ++q) acc[r][q] = at::vec::fmadd(av, bv[q], acc[r][q]);
+      for (int q = 0; q < NQ; ++q) sum[r][q] = at::vec::fmadd(av, bv[q], sum[r][q]);
     }
-  }
+  };
+  int64_t k = 0;
+  for (; k + KS <= K; k += KS)
+#pragma GCC unroll 2
+    for (int s = 0; s < KS; ++s) step(k + s, acc[s]);
+  for (; k < K; ++k) step(k, acc[0]);
+#pragma GCC unroll 16
+  for (int s = 1; s < KS; ++s)
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 16
+      for (int q = 0; q < NQ; ++q) acc[0][r][q] = acc[0][r][q] + acc[s][r][q];
 #pragma GCC unroll 16
   for (int p = 0; p < NP; ++p) {
     const int w = widths[p];
@@ -53,7 +69,7 @@ __attribute__((always_inline)) inline void tile(int64_t K, const float* a, int64
         const int n = std::min<int>(w - v * PV::size(), PV::size());  // the vector's columns in C
         if (n <= 0) continue;
         float* out = dst + v * PV::size();
-        const PV sum = accumulate ? acc[r][p * kNV + v] + PV::loadu(out, n) : acc[r][p * kNV + v];
+        const PV sum = accumulate ? acc[0][r][p * kNV + v] + PV::loadu(out, n) : acc[0][r][p * kNV + v];
         sum.store(out, n);
       }
     }
@@ -82,13 +98,15 @@ inline void panel_rows(int64_t M, int64_t K, const float* a, int64_t lda, const 
       FASTRNN_TILE_CASE(4)
       FASTRNN_TILE_CASE(5)
       FASTRNN_TILE_CASE(6)
+      FASTRNN_TILE_CASE(7)
+      FASTRNN_TILE_CASE(8)
 #undef FASTRNN_TILE_CASE
       default: break;
     }
   }
 }
 
-// Panels [p0, p1) NP at a time (the rest one at a time); each group of panels is read from memory once
+// Panels [p0, p1) NP at a time; each group of panels is read from memory once
 // and stays in cache while every row tile uses it.
 template <int NP>
 inline void panel_groups(int64_t M, int64_t K, const float* a, int64_t lda, const float* panels, const int64_t* cols,
@@ -97,8 +115,9 @@ inline void panel_groups(int64_t M, int64_t K, const float* a, int64_t lda, cons
   int64_t p = p0;
   for (; p + NP <= p1; p += NP)
     panel_rows<NP>(M, K, a, lda, panels + p * stride, stride, c, ldc, cols + p, widths + p, accumulate);
-  for (; p < p1; ++p)
-    panel_rows<1>(M, K, a, lda, panels + p * stride, stride, c, ldc, cols + p, widths + p, accumulate);
+  // The rest in smaller groups: one panel at a time would leave a single chain of FMAs per row.
+  if constexpr (NP > 1)
+    if (p < p1) panel_groups<NP / 2>(M, K, a, lda, panels, cols, widths, p, p1, c, ldc, accumulate);
 }
 
 }  // namespace
@@ -109,7 +128,8 @@ void panel_gemm(int64_t M, int64_t K, const float* a, int64_t lda, const float* 
   const int64_t tiles = (M + kMaxRows - 1) / kMaxRows;
   const int64_t rows = tiles > 0 ? (M + tiles - 1) / tiles : 0;  // of the largest tile
   const int64_t np = rows > 0 ? kAccumulators / (rows * kNV) : 1;
-  if (np >= 4) panel_groups<4>(M, K, a, lda, panels, cols, widths, p0, p1, c, ldc, accumulate);
+  if (np >= 8) panel_groups<8>(M, K, a, lda, panels, cols, widths, p0, p1, c, ldc, accumulate);
+  else if (np >= 4) panel_groups<4>(M, K, a, lda, panels, cols, widths, p0, p1, c, ldc, accumulate);
   else if (np == 3) panel_groups<3>(M, K, a, lda, panels, cols, widths, p0, p1, c, ldc, accumulate);
   else if (np == 2) panel_groups<2>(M, K, a, lda, panels, cols, widths, p0, p1, c, ldc, accumulate);
   else panel_groups<1>(M, K, a, lda, panels, cols, widths, p0, p1, c, ldc, accumulate);

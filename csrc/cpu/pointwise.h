@@ -40,7 +40,7 @@ struct Kernels {
 struct KernelSet {
   Kernels<float> f32;
   Kernels<c10::BFloat16> bf16;
-  PanelGemmFn panel_gemm;  // null where this build has none
+  PanelGemmFn panel_gemm;
 };
 
 // The kernel sets of each build; null where the compiler or architecture has no such build.

@@ -16,6 +16,7 @@
 // GCC's own AVX-512 intrinsics trip a false maybe-uninitialized warning here.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #define FASTRNN_VEC_NS avx512
+#include "cpu/panel_gemm_kernels.h"
 #include "cpu/pointwise_kernels.h"
 
 const fastrnn::cpu::vec::KernelSet* fastrnn::cpu::vec::avx512_kernels() { return &avx512::table; }

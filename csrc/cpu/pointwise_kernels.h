@@ -220,9 +220,5 @@ namespace fastrnn::cpu::vec::FASTRNN_VEC_NS {
 template <typename T>
 inline constexpr Kernels<T> typed = {rnn_forward<T>, rnn_backward<T>, lstm_forward<T>, lstm_backward<T>,
                                      gru_forward<T>, gru_backward<T>};
-#if defined(CPU_CAPABILITY_AVX2)
 inline constexpr KernelSet table = {typed<float>, typed<c10::BFloat16>, panel_gemm};
-#else
-inline constexpr KernelSet table = {typed<float>, typed<c10::BFloat16>, nullptr};
-#endif
 }  // namespace fastrnn::cpu::vec::FASTRNN_VEC_NS
