@@ -9,4 +9,11 @@ extern "C" PyObject* PyInit__C(void) {
   return PyModule_Create(&module);
 }
 
-TORCH_LIBRARY(fastrnn, m) { fastrnn::define_ops(m); }
+TORCH_LIBRARY(fastrnn, m) {
+  fastrnn::define_ops(m);
+  // One layer and direction with its input projection, as one autograd node (layer.cpp): returns
+  // [output, h_n] or, for cell="lstm", [output, h_n, c_n]. Only in this namespace: the emulated build
+  // has the recurrence ops alone.
+  m.def("layer(str cell, Tensor x, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh, Tensor? w_hr, Tensor h0,"
+        " Tensor? c0, Tensor? batch_sizes, bool reverse) -> Tensor[]");
+}

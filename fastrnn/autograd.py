@@ -11,6 +11,10 @@ kernels, sets the time. The backend is passed by name and its op namespace looke
 The fused backward is first-order only; under ``create_graph=True`` (double backward) the
 gradients are computed instead by differentiating the plain-PyTorch layer (``reference.py``'s
 recurrence after the same projection) on the saved inputs, which autograd can differentiate again.
+
+The compiled extension has the same node in C++ (``torch.ops.fastrnn.layer``, csrc/layer.cpp),
+which eager calls on the cpu backend use: at small shapes this Function's Python costs about as much
+as the kernels. Its double backward calls ``fastrnn::layer_reference_grads``, defined here.
 """
 from __future__ import annotations
 
@@ -85,6 +89,32 @@ def fused_layer(mode: str, backend: str, x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0
         output, h_n, *saved = ops.gru_forward(xw, w_hh, b_hn, h0, batch_sizes, reverse, save)
         return (output, h_n), saved
     return getattr(ops, f"{mode}_forward")(xw, w_hh, h0, batch_sizes, reverse), []
+
+
+def _reference_grads(mode: str, inputs: list[Tensor | None], reverse: bool, grads: list[Tensor]) -> list[Tensor]:
+    """The gradients of (x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0) through ``reference_layer``, with their
+    own graph (create_graph): empty for inputs that need none."""
+    *tensors, batch_sizes = inputs
+    wanted = [t for t in tensors if t is not None and t.requires_grad]
+    outputs = reference_layer(mode, *tensors, batch_sizes, reverse)[:len(grads)]
+    found = iter(torch.autograd.grad(outputs, wanted, grads, create_graph=True, allow_unused=True))
+    result = []
+    for t in tensors:
+        g = next(found) if t is not None and t.requires_grad else None
+        result.append(g if g is not None else torch.zeros_like(t) if t is not None and t.requires_grad
+                      else grads[0].new_empty(0))
+    return result
+
+
+def register_reference_grads(namespace: str) -> None:
+    """Defines ``<namespace>::layer_reference_grads``, which the C++ layer's double backward calls."""
+    lib = torch.library.Library(namespace, "FRAGMENT")
+    lib.define("layer_reference_grads(str cell, Tensor?[] inputs, bool reverse, Tensor[] grads) -> Tensor[]")
+    lib.impl("layer_reference_grads", _reference_grads, "CompositeImplicitAutograd")
+    _LIBRARIES.append(lib)
+
+
+_LIBRARIES: list[torch.library.Library] = []  # a Library's registrations last as long as it does
 
 
 class LayerFunction(torch.autograd.Function):

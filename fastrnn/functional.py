@@ -124,6 +124,8 @@ def _stack(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weights: Sequenc
             args = (*_layer(weights, idx, bias, proj), h0[idx], None if c0 is None else c0[idx], batch_sizes, d == 1)
             if backend is Backend.TORCH:
                 res = reference_layer(mode, x, *args)[:3 if mode == "lstm" else 2]
+            elif grad and backend is Backend.CPU and not torch.compiler.is_compiling():
+                res = torch.ops.fastrnn.layer(mode, x, *args)  # LayerFunction's node in C++
             elif grad:
                 res = LayerFunction.apply(mode, backend.value, x, *args)
             else:
@@ -133,7 +135,10 @@ def _stack(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weights: Sequenc
             if mode == "lstm":
                 c_n.append(res[2])
         x = outs[0] if num_dirs == 1 else torch.cat(outs, -1)
-    return x, torch.stack(h_n), torch.stack(c_n) if c_n else None
+    # One layer-direction: its state as a [1, B, size] view, cheaper than stack's copy and autograd node.
+    def states_of(parts: list[Tensor]) -> Tensor:
+        return parts[0].unsqueeze(0) if len(parts) == 1 else torch.stack(parts)
+    return x, states_of(h_n), states_of(c_n) if c_n else None
 
 
 def _forward(mode: str, input, hx, weights: Sequence[Tensor], bias: bool, num_layers: int, dropout: float,

@@ -24,6 +24,19 @@ class _FusedRNNBase(nn.RNNBase):
         self.backend = _backend_arg(backend)
         super().__init__(*args, **kwargs)
 
+    def _weights_have_changed(self) -> bool:
+        """torch's check, reading the module's own parameters from ``_parameters``: its getattr and
+        hasattr go through ``nn.Module.__getattr__`` twice per weight, a measurable share of a small
+        layer's time. A weight that is no plain parameter (a parametrization, say) takes torch's way."""
+        params = self._parameters
+        for ref, name in zip(self._flat_weight_refs, self._flat_weights_names):
+            if name not in params:
+                return super()._weights_have_changed()
+            weight = params[name]
+            if weight is not None and ref is not None and ref() is not weight:
+                return True
+        return False
+
     def forward(self, input, hx=None):
         self._update_flat_weights()
         fn = getattr(functional, self._mode)

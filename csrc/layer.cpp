@@ -1,0 +1,227 @@
+// fastrnn::layer: one layer and direction of any cell as a single C++ autograd node, the input
+// projection xw = x @ W_ih^T + b (one GEMM over all steps) and the fused recurrence op, whose backward
+// runs the recurrence's backward op and then the projection's products. fastrnn/autograd.py's
+// LayerFunction does the same in Python; at small shapes its Python (the Function's apply and its
+// backward) took about as long as the kernels, so eager calls on the cpu backend come here.
+// Under create_graph=True (double backward) the gradients come from fastrnn::layer_reference_grads,
+// defined in Python (autograd.py), which differentiates the plain-PyTorch layer.
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/ops/add.h>
+#include <ATen/ops/addmm.h>
+#include <ATen/ops/cat.h>
+#include <ATen/ops/mm.h>
+#include <torch/csrc/autograd/custom_function.h>
+#include <torch/library.h>
+
+#include <array>
+#include <string>
+
+namespace fastrnn {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+using OptTensor = std::optional<at::Tensor>;
+
+constexpr const char* kOp = "fastrnn::layer";
+enum Cell : int64_t { kTanh, kRelu, kLstm, kGru };
+constexpr std::array<const char*, 4> kCellNames = {"rnn_tanh", "rnn_relu", "lstm", "gru"};
+
+Cell parse_cell(c10::string_view name) {
+  for (size_t i = 0; i < kCellNames.size(); ++i)
+    if (name == kCellNames[i]) return Cell(i);
+  TORCH_CHECK_VALUE(false, kOp, ": cell must be rnn_tanh, rnn_relu, lstm or gru, got '", name, "'");
+}
+
+OptTensor optional(const at::Tensor& t) { return t.defined() ? OptTensor(t) : std::nullopt; }
+at::Tensor rows(const at::Tensor& t) { return t.reshape({-1, t.size(-1)}); }
+
+template <typename Sig>
+c10::TypedOperatorHandle<Sig> find_op(const char* name) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Sig>();
+}
+
+// The layer's tensors in one order (optional ones undefined when absent): the autograd inputs.
+enum Input { kX, kWih, kWhh, kBih, kBhh, kWhr, kH0, kC0, kBatchSizes, kInputs };
+using Tensors = std::array<at::Tensor, kInputs>;
+
+// (output, h_n[, c_n]) and the activations the recurrence saved for backward (none with save=false).
+std::pair<variable_list, variable_list> run_forward(Cell cell, const Tensors& in, bool reverse, bool save) {
+  const at::Tensor &x = in[kX], &w_ih = in[kWih], &w_hh = in[kWhh], &b_ih = in[kBih], &b_hh = in[kBhh];
+  TORCH_CHECK_VALUE(b_ih.defined() == b_hh.defined(), kOp, ": b_ih and b_hh are given together or not at all");
+  TORCH_CHECK_VALUE(x.dim() >= 1 && w_ih.dim() == 2 && w_hh.dim() == 2, kOp,
+                    ": x must have a feature dimension, w_ih and w_hh must be 2-D");
+  const int64_t G = w_ih.size(0), H = w_hh.size(0) / (cell == kLstm ? 4 : cell == kGru ? 3 : 1);
+  // The bias added in the projection; GRU's b_hn stays out (it sits inside r * (W_hn h + b_hn)).
+  at::Tensor b, b_hn;
+  if (b_ih.defined()) {
+    if (cell == kGru) {
+      b = b_ih.clone();
+      b.narrow(0, 0, 2 * H).add_(b_hh.narrow(0, 0, 2 * H));
+      b_hn = b_hh.narrow(0, 2 * H, H);
+    } else {
+      b = at::add(b_ih, b_hh);
+    }
+  }
+  std::vector<int64_t> xw_sizes = x.sizes().vec();
+  xw_sizes.back() = G;
+  const OptTensor bs = optional(in[kBatchSizes]);
+  if (cell == kLstm) {  // the op adds the bias as it reads xw: addmm's bias is one more pass over xw
+    static const auto op = find_op<std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>(
+        const at::Tensor&, const at::Tensor&, const OptTensor&, const at::Tensor&, const at::Tensor&, const OptTensor&,
+        bool, bool, const OptTensor&)>("fastrnn::lstm_forward");
+    const at::Tensor xw = at::mm(rows(x), w_ih.t()).view(xw_sizes);
+    auto [output, h_n, c_n, gates, cells] =
+        op.call(xw, w_hh, optional(in[kWhr]), in[kH0], in[kC0], bs, reverse, save, optional(b));
+    return {{output, h_n, c_n}, {gates, cells}};
+  }
+  const at::Tensor xw = (b.defined() ? at::addmm(b, rows(x), w_ih.t()) : at::mm(rows(x), w_ih.t())).view(xw_sizes);
+  if (cell == kGru) {
+    static const auto op = find_op<std::tuple<at::Tensor, at::Tensor, at::Tensor>(
+        const at::Tensor&, const at::Tensor&, const OptTensor&, const at::Tensor&, const OptTensor&, bool, bool)>(
+        "fastrnn::gru_forward");
+    auto [output, h_n, workspace] = op.call(xw, w_hh, optional(b_hn), in[kH0], bs, reverse, save);
+    return {{output, h_n}, {workspace}};
+  }
+  using RnnForward = std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                                        const OptTensor&, bool);
+  static const auto tanh_op = find_op<RnnForward>("fastrnn::rnn_tanh_forward");
+  static const auto relu_op = find_op<RnnForward>("fastrnn::rnn_relu_forward");
+  auto [output, h_n] = (cell == kTanh ? tanh_op : relu_op).call(xw, w_hh, in[kH0], bs, reverse);
+  return {{output, h_n}, {}};
+}
+
+// The recurrence's backward op: grad_xw and the gradients of w_hh, w_hr, b_hn, h0, c0 (undefined where
+// the cell has none).
+std::array<at::Tensor, 6> recurrence_backward(Cell cell, const Tensors& in, bool reverse, const at::Tensor& output,
+                                              const variable_list& saved, const variable_list& grads) {
+  const OptTensor bs = optional(in[kBatchSizes]);
+  if (cell == kLstm) {
+    static const auto op = find_op<std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>(
+        const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, const OptTensor&, const at::Tensor&,
+        const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, const OptTensor&, bool)>(
+        "fastrnn::lstm_backward");
+    auto [d_xw, d_w_hh, d_w_hr, d_h0, d_c0] = op.call(grads[0], grads[1], grads[2], in[kWhh], optional(in[kWhr]),
+                                                      in[kH0], in[kC0], output, saved[0], saved[1], bs, reverse);
+    return {d_xw, d_w_hh, in[kWhr].defined() ? d_w_hr : at::Tensor(), at::Tensor(), d_h0, d_c0};
+  }
+  if (cell == kGru) {
+    static const auto op = find_op<std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>(
+        const at::Tensor&, const at::Tensor&, const at::Tensor&, const OptTensor&, const at::Tensor&, const at::Tensor&,
+        const at::Tensor&, const OptTensor&, bool)>("fastrnn::gru_backward");
+    const at::Tensor& b_hh = in[kBhh];
+    const int64_t H = in[kWhh].size(0) / 3;
+    const OptTensor b_hn = b_hh.defined() ? OptTensor(b_hh.narrow(0, 2 * H, H)) : std::nullopt;
+    auto [d_xw, d_w_hh, d_b_hn, d_h0] =
+        op.call(grads[0], grads[1], in[kWhh], b_hn, in[kH0], output, saved[0], bs, reverse);
+    return {d_xw, d_w_hh, at::Tensor(), d_b_hn, d_h0, at::Tensor()};
+  }
+  using RnnBackward = std::tuple<at::Tensor, at::Tensor, at::Tensor>(
+      const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, const OptTensor&,
+      bool);
+  static const auto tanh_op = find_op<RnnBackward>("fastrnn::rnn_tanh_backward");
+  static const auto relu_op = find_op<RnnBackward>("fastrnn::rnn_relu_backward");
+  auto [d_xw, d_w_hh, d_h0] = (cell == kTanh ? tanh_op : relu_op).call(grads[0], grads[1], in[kWhh], in[kH0], output,
+                                                                        bs, reverse);
+  return {d_xw, d_w_hh, at::Tensor(), at::Tensor(), d_h0, at::Tensor()};
+}
+
+// Double backward: the gradients of the plain-PyTorch layer, differentiable again (autograd.py).
+Tensors reference_grads(Cell cell, const Tensors& in, bool reverse, const variable_list& grads) {
+  const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("fastrnn::layer_reference_grads", "");
+  c10::List<OptTensor> inputs;
+  for (const at::Tensor& t : in) inputs.push_back(optional(t));
+  torch::jit::Stack stack{c10::IValue(std::string(kCellNames[cell])), c10::IValue(inputs), c10::IValue(reverse),
+                          c10::IValue(grads)};
+  op.callBoxed(stack);
+  const std::vector<at::Tensor> found = stack.at(0).toTensorVector();
+  Tensors out;
+  for (size_t i = 0; i < found.size() && i < out.size(); ++i) out[i] = found[i];
+  return out;
+}
+
+class LayerFunction : public torch::autograd::Function<LayerFunction> {
+ public:
+  static variable_list forward(AutogradContext* ctx, int64_t cell, const at::Tensor& x, const at::Tensor& w_ih,
+                               const at::Tensor& w_hh, const OptTensor& b_ih, const OptTensor& b_hh,
+                               const OptTensor& w_hr, const at::Tensor& h0, const OptTensor& c0,
+                               const OptTensor& batch_sizes, bool reverse) {
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    const Tensors in = {x, w_ih, w_hh, b_ih.value_or(at::Tensor()), b_hh.value_or(at::Tensor()),
+                        w_hr.value_or(at::Tensor()), h0, c0.value_or(at::Tensor()),
+                        batch_sizes.value_or(at::Tensor())};
+    auto [outputs, activations] = run_forward(Cell(cell), in, reverse, true);
+    variable_list saved(in.begin(), in.end());
+    saved.push_back(outputs[0]);
+    saved.insert(saved.end(), activations.begin(), activations.end());
+    ctx->save_for_backward(saved);
+    ctx->saved_data["cell"] = cell;
+    ctx->saved_data["reverse"] = reverse;
+    return outputs;
+  }
+
+  // One gradient per argument of forward: cell, the kInputs tensors, reverse.
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const Cell cell = Cell(ctx->saved_data["cell"].toInt());
+    const bool reverse = ctx->saved_data["reverse"].toBool();
+    const variable_list saved = ctx->get_saved_variables();
+    Tensors in;
+    std::copy_n(saved.begin(), kInputs, in.begin());
+    // needs_input_grad counts the tensors given (its edges), not the arguments.
+    std::array<bool, kInputs> need{};
+    for (size_t i = 0, edge = 0; i < kInputs; ++i)
+      if (in[i].defined()) need[i] = ctx->needs_input_grad(edge++);
+    variable_list result(kInputs + 2);
+    auto set = [&](Input i, const at::Tensor& g) {
+      if (need[i]) result[1 + i] = g;
+    };
+    if (at::GradMode::is_enabled()) {
+      const Tensors found = reference_grads(cell, in, reverse, grads);
+      for (size_t i = 0; i < kInputs; ++i) set(Input(i), found[i]);
+      return result;
+    }
+    for (at::Tensor& g : grads) g = g.contiguous();
+    const variable_list activations(saved.begin() + kInputs + 1, saved.end());
+    const auto [d_xw, d_w_hh, d_w_hr, d_b_hn, d_h0, d_c0] =
+        recurrence_backward(cell, in, reverse, saved[kInputs], activations, grads);
+    const at::Tensor d_rows = rows(d_xw);
+    if (need[kX]) set(kX, d_rows.mm(in[kWih]).view(in[kX].sizes()));
+    if (need[kWih]) set(kWih, d_rows.t().mm(rows(in[kX])));
+    set(kWhh, d_w_hh);
+    set(kWhr, d_w_hr);
+    set(kH0, d_h0);
+    set(kC0, d_c0);
+    if (need[kBih] || need[kBhh]) {
+      const at::Tensor d_b_ih = d_rows.sum(0);
+      set(kBih, d_b_ih);
+      // Its own tensor, as torch.nn gives each bias.
+      set(kBhh, cell == kGru ? at::cat({d_b_ih.narrow(0, 0, d_b_ih.size(0) - d_b_hn.size(0)), d_b_hn})
+                             : d_b_ih.clone());
+    }
+    return result;
+  }
+};
+
+std::vector<at::Tensor> layer_autograd(c10::string_view cell, const at::Tensor& x, const at::Tensor& w_ih,
+                                       const at::Tensor& w_hh, const OptTensor& b_ih, const OptTensor& b_hh,
+                                       const OptTensor& w_hr, const at::Tensor& h0, const OptTensor& c0,
+                                       const OptTensor& batch_sizes, bool reverse) {
+  return LayerFunction::apply(int64_t(parse_cell(cell)), x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, batch_sizes,
+                              reverse);
+}
+
+// Below autograd (inference mode): the forward alone, saving nothing.
+std::vector<at::Tensor> layer_forward(c10::string_view cell, const at::Tensor& x, const at::Tensor& w_ih,
+                                      const at::Tensor& w_hh, const OptTensor& b_ih, const OptTensor& b_hh,
+                                      const OptTensor& w_hr, const at::Tensor& h0, const OptTensor& c0,
+                                      const OptTensor& batch_sizes, bool reverse) {
+  const Tensors in = {x, w_ih, w_hh, b_ih.value_or(at::Tensor()), b_hh.value_or(at::Tensor()),
+                      w_hr.value_or(at::Tensor()), h0, c0.value_or(at::Tensor()), batch_sizes.value_or(at::Tensor())};
+  return run_forward(parse_cell(cell), in, reverse, false).first;
+}
+
+}  // namespace
+}  // namespace fastrnn
+
+TORCH_LIBRARY_IMPL(fastrnn, Autograd, m) { m.impl("layer", &fastrnn::layer_autograd); }
+TORCH_LIBRARY_IMPL(fastrnn, CompositeExplicitAutograd, m) { m.impl("layer", &fastrnn::layer_forward); }

@@ -1,0 +1,74 @@
+"""The C++ layer node (torch.ops.fastrnn.layer, csrc/layer.cpp), which eager calls on the cpu backend
+run, against the Python LayerFunction it stands in for: outputs and the gradients of every input, with
+and without biases, projection and packing, each gradient only where its input needs one, and
+double backward (which calls back into Python)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fastrnn import _ext
+from fastrnn.autograd import LayerFunction
+
+pytestmark = pytest.mark.skipif(not _ext.has_cpu(), reason="fastrnn._C is not built")
+
+GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+
+
+def _inputs(cell, bias, proj, packed, dtype=torch.float32):
+    g = torch.Generator().manual_seed(1)
+    T, B, I, H = 4, 3, 5, 6
+    P = 4 if proj else H
+    rand = lambda *s: (torch.randn(*s, generator=g, dtype=torch.float64) * 0.5).to(dtype)  # noqa: E731
+    batch_sizes = torch.tensor([3, 3, 2, 1]) if packed else None
+    x = rand(int(batch_sizes.sum()), I) if packed else rand(T, B, I)
+    G = GATES[cell] * H
+    return [x, rand(G, I), rand(G, P), rand(G) if bias else None, rand(G) if bias else None,
+            rand(P, H) if proj else None, rand(B, P), rand(B, H) if cell == "lstm" else None, batch_sizes]
+
+
+CASES = [(cell, bias, False, packed) for cell in GATES for bias in (True, False) for packed in (False, True)]
+CASES += [("lstm", True, True, False), ("lstm", False, True, True)]
+
+
+@pytest.mark.parametrize("cell,bias,proj,packed", CASES)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_layer_matches_layer_function(cell, bias, proj, packed, reverse):
+    inputs = _inputs(cell, bias, proj, packed)
+    tensors = inputs[:-1]
+    # Every other input needs a gradient, the rest none: the node returns only what is asked for.
+    for i, t in enumerate(tensors):
+        if t is not None and i % 2 == int(reverse):
+            t.requires_grad_()
+    if not any(t is not None and t.requires_grad for t in tensors):
+        tensors[0].requires_grad_()
+    got = torch.ops.fastrnn.layer(cell, *inputs, reverse)
+    want = LayerFunction.apply(cell, "cpu", *inputs, reverse)
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
+    leaves = [t for t in tensors if t is not None and t.requires_grad]
+    grads = [torch.randn_like(o) for o in want]
+    for a, b in zip(torch.autograd.grad(got, leaves, grads), torch.autograd.grad(want, leaves, grads)):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("cell", list(GATES))
+def test_layer_double_backward(cell):
+    inputs = _inputs(cell, True, cell == "lstm", False, torch.float64)
+    tensors = [t.requires_grad_() for t in inputs[:-1] if t is not None]
+
+    def penalty(fn):
+        out = fn()
+        first = torch.autograd.grad(out[0].square().sum(), tensors, create_graph=True)
+        return torch.autograd.grad(sum(g.square().sum() for g in first), tensors)
+
+    got = penalty(lambda: torch.ops.fastrnn.layer(cell, *inputs, False))
+    want = penalty(lambda: LayerFunction.apply(cell, "cpu", *inputs, False))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
+
+
+def test_layer_rejects_unknown_cell():
+    with pytest.raises(ValueError, match="cell must be"):
+        torch.ops.fastrnn.layer("lstmx", *_inputs("lstm", True, False, False), False)
