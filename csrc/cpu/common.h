@@ -285,6 +285,7 @@ class PanelWeights {
     cols_.resize(panels);
     widths_.resize(panels);
     float* dst = data_.data_ptr<float>();
+    const vec::KernelSet* set = vec::kernels();
     for (int64_t p = 0; p < panels; ++p) {
       const int64_t j0 = (p / gates) * PW;
       cols_[p] = (p % gates) * H + j0;
@@ -296,7 +297,9 @@ class PanelWeights {
         float* panel = dst + p * K * PW;
         const int64_t width = widths_[p];
         if (width < PW) std::fill(panel, panel + K * PW, 0.f);
-        if (trans) {  // column n of the panel is row cols[p] + n of w, read in order
+        if (trans && set) {  // column n of the panel is row cols[p] + n of w
+          set->transpose(w + cols_[p] * ldw, ldw, panel, PW, int(width), int(K));
+        } else if (trans) {
           for (int64_t n = 0; n < width; ++n) {
             const float* row = w + (cols_[p] + n) * ldw;
             for (int64_t k = 0; k < K; ++k) panel[k * PW + n] = row[k];

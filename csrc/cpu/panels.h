@@ -16,4 +16,8 @@ using PanelGemmFn = void (*)(int64_t M, int64_t K, const float* a, int64_t lda, 
                              const int64_t* cols, const int32_t* widths, int64_t p0, int64_t p1, float* c,
                              int64_t ldc, bool accumulate);
 
+// dst[n, m] = src[m, n] for m < M, n < N (row-major, leading dimensions ld_src and ld_dst): packs a
+// transposed weight's panels.
+using TransposeFn = void (*)(const float* src, int64_t ld_src, float* dst, int64_t ld_dst, int M, int N);
+
 }  // namespace fastrnn::cpu::vec

@@ -41,6 +41,7 @@ struct KernelSet {
   Kernels<float> f32;
   Kernels<c10::BFloat16> bf16;
   PanelGemmFn panel_gemm;
+  TransposeFn transpose;
 };
 
 // The kernel sets of each build; null where the compiler or architecture has no such build.

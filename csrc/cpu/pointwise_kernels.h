@@ -220,5 +220,8 @@ namespace fastrnn::cpu::vec::FASTRNN_VEC_NS {
 template <typename T>
 inline constexpr Kernels<T> typed = {rnn_forward<T>, rnn_backward<T>, lstm_forward<T>, lstm_backward<T>,
                                      gru_forward<T>, gru_backward<T>};
-inline constexpr KernelSet table = {typed<float>, typed<c10::BFloat16>, panel_gemm};
+inline void transpose(const float* src, int64_t ld_src, float* dst, int64_t ld_dst, int M, int N) {
+  at::vec::transpose_mxn<float>(src, ld_src, dst, ld_dst, M, N);  // 16x16 blocks in registers on AVX-512
+}
+inline constexpr KernelSet table = {typed<float>, typed<c10::BFloat16>, panel_gemm, transpose};
 }  // namespace fastrnn::cpu::vec::FASTRNN_VEC_NS
