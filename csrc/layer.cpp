@@ -16,6 +16,8 @@
 #include <array>
 #include <string>
 
+#include "cpu/lstm.h"
+
 namespace fastrnn {
 namespace {
 
@@ -71,8 +73,11 @@ std::pair<variable_list, variable_list> run_forward(Cell cell, const Tensors& in
         const at::Tensor&, const at::Tensor&, const OptTensor&, const at::Tensor&, const at::Tensor&, const OptTensor&,
         bool, bool, const OptTensor&)>("fastrnn::lstm_forward");
     const at::Tensor xw = at::mm(rows(x), w_ih.t()).view(xw_sizes);
+    // xw is ours: on the CPU the saved gates overwrite it.
     auto [output, h_n, c_n, gates, cells] =
-        op.call(xw, w_hh, optional(in[kWhr]), in[kH0], in[kC0], bs, reverse, save, optional(b));
+        xw.is_cpu() ? cpu::lstm_forward_overwriting(xw, w_hh, optional(in[kWhr]), in[kH0], in[kC0], bs, reverse, save,
+                                                    optional(b), true)
+                    : op.call(xw, w_hh, optional(in[kWhr]), in[kH0], in[kC0], bs, reverse, save, optional(b));
     return {{output, h_n, c_n}, {gates, cells}};
   }
   const at::Tensor xw = (b.defined() ? at::addmm(b, rows(x), w_ih.t()) : at::mm(rows(x), w_ih.t())).view(xw_sizes);

@@ -96,6 +96,9 @@ class SavedRows {
         data_(buffer_.data_ptr<T>()),
         width_(width),
         save_(save) {}
+  // Saved into `buffer` (contiguous T, in the layout of the sequence: [.., width]), which the caller gives up.
+  explicit SavedRows(const at::Tensor& buffer)
+      : buffer_(buffer), data_(buffer_.data_ptr<T>()), width_(buffer.size(-1)), save_(true) {}
   // The row for sequence row r, row b of its step.
   T* row(int64_t r, int64_t b) const { return data_ + (save_ ? r : b) * width_; }
   // The op's output: the buffer, or [0] without save.

@@ -5,6 +5,7 @@
 
 #include "cells.h"
 #include "common.h"
+#include "cpu/lstm.h"
 
 namespace fastrnn::cpu {
 namespace {
@@ -91,11 +92,12 @@ void projected_backward_steps(const Schedule& sch, const A* w, const A* wr, int6
   }
 }
 
+// gates_in_xw: the saved gates overwrite xw's rows as the cells read them (xw is the caller's to give up).
 template <typename T>
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
     const Dims& d, const Schedule& sch, const at::Tensor& xw_, const at::Tensor& w_hh,
     const std::optional<at::Tensor>& w_hr, const at::Tensor& h0, const at::Tensor& c0, bool save,
-    const std::optional<at::Tensor>& bias) {
+    const std::optional<at::Tensor>& bias, bool gates_in_xw) {
   using A = acc_t<T>;
   const int64_t H = d.H, P = d.P, G = 4 * H;
   const bool proj = w_hr.has_value();
@@ -103,7 +105,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
   const at::Tensor bias_acc = bias.has_value() ? to_acc<A>(*bias) : at::Tensor();
   const A* bv = bias_acc.defined() ? bias_acc.const_data_ptr<A>() : nullptr;
   at::Tensor output = empty_seq(d.seq(P), xw.options());
-  const SavedRows<T> gates(d, G, save, xw.options()), cells(d, H, save, xw.options());
+  const SavedRows<T> gates = save && gates_in_xw ? SavedRows<T>(xw) : SavedRows<T>(d, G, save, xw.options());
+  const SavedRows<T> cells(d, H, save, xw.options());
   at::Tensor h = acc_copy<A>(h0), c = acc_copy<A>(c0);
   at::Tensor gh = at::empty({d.B, G}, acc_options<A>());
   at::Tensor hu = proj ? at::empty({d.B, H}, acc_options<A>()) : at::Tensor();  // o * tanh(c) before w_hr
@@ -239,15 +242,27 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
 constexpr const char* kForward = "fastrnn::lstm_forward";
 constexpr const char* kBackward = "fastrnn::lstm_backward";
 
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lstm_forward_overwriting(
+    const at::Tensor& xw, const at::Tensor& w_hh, const std::optional<at::Tensor>& w_hr, const at::Tensor& h0,
+    const at::Tensor& c0, const std::optional<at::Tensor>& batch_sizes, bool reverse, bool save,
+    const std::optional<at::Tensor>& bias, bool gates_in_xw) {
+  const Dims d = check_forward(kForward, 4, xw, w_hh, w_hr, std::nullopt, h0, c0, batch_sizes, bias);
+  const at::Tensor bs = contiguous_sizes(batch_sizes);
+  const Schedule sch = schedule(d, bs, reverse);
+  return dispatch(kForward, "xw", xw, [&]<typename T>() {
+    return forward<T>(d, sch, xw, w_hh, w_hr, h0, c0, save, bias, gates_in_xw);
+  });
+}
+
+namespace {
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward_op(
     const at::Tensor& xw, const at::Tensor& w_hh, const std::optional<at::Tensor>& w_hr, const at::Tensor& h0,
     const at::Tensor& c0, const std::optional<at::Tensor>& batch_sizes, bool reverse, bool save,
     const std::optional<at::Tensor>& bias) {
-  const Dims d = check_forward(kForward, 4, xw, w_hh, w_hr, std::nullopt, h0, c0, batch_sizes, bias);
-  const at::Tensor bs = contiguous_sizes(batch_sizes);
-  const Schedule sch = schedule(d, bs, reverse);
-  return dispatch(kForward, "xw", xw,
-                  [&]<typename T>() { return forward<T>(d, sch, xw, w_hh, w_hr, h0, c0, save, bias); });
+  return lstm_forward_overwriting(xw, w_hh, w_hr, h0, c0, batch_sizes, reverse, save, bias, false);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_op(
