@@ -2,7 +2,8 @@
 // projection xw = x @ W_ih^T + b (one GEMM over all steps) and the fused recurrence op, whose backward
 // runs the recurrence's backward op and then the projection's products. fastrnn/autograd.py's
 // LayerFunction does the same in Python; at small shapes its Python (the Function's apply and its
-// backward) took about as long as the kernels, so eager calls on the cpu backend come here.
+// backward) took about as long as the kernels, so eager calls on the cpu backend come here, with a
+// gradient or without one (then nothing is saved and no node recorded).
 // Under create_graph=True (double backward) the gradients come from fastrnn::layer_reference_grads,
 // defined in Python (autograd.py), which differentiates the plain-PyTorch layer.
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -207,15 +208,7 @@ class LayerFunction : public torch::autograd::Function<LayerFunction> {
   }
 };
 
-std::vector<at::Tensor> layer_autograd(c10::string_view cell, const at::Tensor& x, const at::Tensor& w_ih,
-                                       const at::Tensor& w_hh, const OptTensor& b_ih, const OptTensor& b_hh,
-                                       const OptTensor& w_hr, const at::Tensor& h0, const OptTensor& c0,
-                                       const OptTensor& batch_sizes, bool reverse) {
-  return LayerFunction::apply(int64_t(parse_cell(cell)), x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, batch_sizes,
-                              reverse);
-}
-
-// Below autograd (inference mode): the forward alone, saving nothing.
+// The forward alone, saving nothing: below autograd, and where no gradient is wanted.
 std::vector<at::Tensor> layer_forward(c10::string_view cell, const at::Tensor& x, const at::Tensor& w_ih,
                                       const at::Tensor& w_hh, const OptTensor& b_ih, const OptTensor& b_hh,
                                       const OptTensor& w_hr, const at::Tensor& h0, const OptTensor& c0,
@@ -223,6 +216,23 @@ std::vector<at::Tensor> layer_forward(c10::string_view cell, const at::Tensor& x
   const Tensors in = {x, w_ih, w_hh, b_ih.value_or(at::Tensor()), b_hh.value_or(at::Tensor()),
                       w_hr.value_or(at::Tensor()), h0, c0.value_or(at::Tensor()), batch_sizes.value_or(at::Tensor())};
   return run_forward(parse_cell(cell), in, reverse, false).first;
+}
+
+// Records the node where a gradient is wanted; else the forward alone.
+std::vector<at::Tensor> layer_autograd(c10::string_view cell, const at::Tensor& x, const at::Tensor& w_ih,
+                                       const at::Tensor& w_hh, const OptTensor& b_ih, const OptTensor& b_hh,
+                                       const OptTensor& w_hr, const at::Tensor& h0, const OptTensor& c0,
+                                       const OptTensor& batch_sizes, bool reverse) {
+  auto wants_grad = [](const OptTensor& t) { return t.has_value() && t->defined() && t->requires_grad(); };
+  const bool wanted = at::GradMode::is_enabled() &&
+                      (wants_grad(x) || wants_grad(w_ih) || wants_grad(w_hh) || wants_grad(b_ih) || wants_grad(b_hh) ||
+                       wants_grad(w_hr) || wants_grad(h0) || wants_grad(c0));
+  if (!wanted) {
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    return layer_forward(cell, x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, batch_sizes, reverse);
+  }
+  return LayerFunction::apply(int64_t(parse_cell(cell)), x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, batch_sizes,
+                              reverse);
 }
 
 }  // namespace

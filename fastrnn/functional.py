@@ -124,8 +124,8 @@ def _stack(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weights: Sequenc
             args = (*_layer(weights, idx, bias, proj), h0[idx], None if c0 is None else c0[idx], batch_sizes, d == 1)
             if backend is Backend.TORCH:
                 res = reference_layer(mode, x, *args)[:3 if mode == "lstm" else 2]
-            elif grad and backend is Backend.CPU and not torch.compiler.is_compiling():
-                res = torch.ops.fastrnn.layer(mode, x, *args)  # LayerFunction's node in C++
+            elif backend is Backend.CPU and not torch.compiler.is_compiling():
+                res = torch.ops.fastrnn.layer(mode, x, *args)  # LayerFunction's node in C++ (or its forward alone)
             elif grad:
                 res = LayerFunction.apply(mode, backend.value, x, *args)
             else:

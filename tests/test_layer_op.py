@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fastrnn import _ext
-from fastrnn.autograd import LayerFunction
+from fastrnn.autograd import LayerFunction, fused_layer
 
 pytestmark = pytest.mark.skipif(not _ext.has_cpu(), reason="fastrnn._C is not built")
 
@@ -72,3 +72,19 @@ def test_layer_double_backward(cell):
 def test_layer_rejects_unknown_cell():
     with pytest.raises(ValueError, match="cell must be"):
         torch.ops.fastrnn.layer("lstmx", *_inputs("lstm", True, False, False), False)
+
+
+@pytest.mark.parametrize("cell,bias,proj,packed", CASES)
+def test_layer_without_gradient(cell, bias, proj, packed):
+    """No gradient wanted (no_grad, inference_mode, or no input requiring one): the forward alone, no node."""
+    inputs = _inputs(cell, bias, proj, packed)
+    want = fused_layer(cell, "cpu", *inputs, True, save=False)[0]
+    inputs[1].requires_grad_()
+    with torch.no_grad():
+        plain = torch.ops.fastrnn.layer(cell, *inputs, True)
+    with torch.inference_mode():
+        inference = torch.ops.fastrnn.layer(cell, *[t.detach() if t is not None else None for t in inputs], True)
+    for got in (plain, inference):
+        assert all(t.grad_fn is None for t in got)
+        for a, b in zip(got, want, strict=True):
+            torch.testing.assert_close(a, b)
