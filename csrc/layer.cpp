@@ -48,6 +48,14 @@ c10::TypedOperatorHandle<Sig> find_op(const char* name) {
 enum Input { kX, kWih, kWhh, kBih, kBhh, kWhr, kH0, kC0, kBatchSizes, kInputs };
 using Tensors = std::array<at::Tensor, kInputs>;
 
+Tensors tensors(const at::Tensor& x, const at::Tensor& w_ih, const at::Tensor& w_hh, const OptTensor& b_ih,
+                const OptTensor& b_hh, const OptTensor& w_hr, const at::Tensor& h0, const OptTensor& c0,
+                const OptTensor& batch_sizes) {
+  const at::Tensor none;
+  return {x, w_ih, w_hh, b_ih.value_or(none), b_hh.value_or(none), w_hr.value_or(none), h0, c0.value_or(none),
+          batch_sizes.value_or(none)};
+}
+
 // (output, h_n[, c_n]) and the activations the recurrence saved for backward (none with save=false).
 std::pair<variable_list, variable_list> run_forward(Cell cell, const Tensors& in, bool reverse, bool save) {
   const at::Tensor &x = in[kX], &w_ih = in[kWih], &w_hh = in[kWhh], &b_ih = in[kBih], &b_hh = in[kBhh];
@@ -153,9 +161,7 @@ class LayerFunction : public torch::autograd::Function<LayerFunction> {
                                const OptTensor& w_hr, const at::Tensor& h0, const OptTensor& c0,
                                const OptTensor& batch_sizes, bool reverse) {
     at::AutoDispatchBelowADInplaceOrView below_autograd;
-    const Tensors in = {x, w_ih, w_hh, b_ih.value_or(at::Tensor()), b_hh.value_or(at::Tensor()),
-                        w_hr.value_or(at::Tensor()), h0, c0.value_or(at::Tensor()),
-                        batch_sizes.value_or(at::Tensor())};
+    const Tensors in = tensors(x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, batch_sizes);
     auto [outputs, activations] = run_forward(Cell(cell), in, reverse, true);
     variable_list saved(in.begin(), in.end());
     saved.push_back(outputs[0]);
@@ -213,9 +219,8 @@ std::vector<at::Tensor> layer_forward(c10::string_view cell, const at::Tensor& x
                                       const at::Tensor& w_hh, const OptTensor& b_ih, const OptTensor& b_hh,
                                       const OptTensor& w_hr, const at::Tensor& h0, const OptTensor& c0,
                                       const OptTensor& batch_sizes, bool reverse) {
-  const Tensors in = {x, w_ih, w_hh, b_ih.value_or(at::Tensor()), b_hh.value_or(at::Tensor()),
-                      w_hr.value_or(at::Tensor()), h0, c0.value_or(at::Tensor()), batch_sizes.value_or(at::Tensor())};
-  return run_forward(parse_cell(cell), in, reverse, false).first;
+  return run_forward(parse_cell(cell), tensors(x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, batch_sizes), reverse, false)
+      .first;
 }
 
 // Records the node where a gradient is wanted; else the forward alone.

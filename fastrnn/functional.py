@@ -4,7 +4,8 @@ Takes what the torch.nn modules take (a 3-D, unbatched 2-D or PackedSequence ``i
 None) and the modules' flat weight list (per layer and direction: w_ih, w_hh, [b_ih, b_hh], [w_hr]),
 validates everything before any kernel runs, and composes the one-layer, one-direction recurrence
 of the chosen backend over layers and directions. The input projection of each layer is one GEMM
-over all time steps, inside the layer's one autograd node (autograd.LayerFunction).
+over all time steps, inside the layer's one autograd node (autograd.LayerFunction; on the cpu backend its
+C++ twin, torch.ops.fastrnn.layer).
 """
 from __future__ import annotations
 
