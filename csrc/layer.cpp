@@ -84,8 +84,8 @@ std::pair<variable_list, variable_list> run_forward(Cell cell, const Tensors& in
     const at::Tensor xw = at::mm(rows(x), w_ih.t()).view(xw_sizes);
     // xw is ours: on the CPU the saved gates overwrite it.
     auto [output, h_n, c_n, gates, cells] =
-        xw.is_cpu() ? cpu::lstm_forward_overwriting(xw, w_hh, optional(in[kWhr]), in[kH0], in[kC0], bs, reverse, save,
-                                                    optional(b), true)
+        xw.is_cpu() ? cpu::lstm_forward(xw, w_hh, optional(in[kWhr]), in[kH0], in[kC0], bs, reverse, save, optional(b),
+                                        true)
                     : op.call(xw, w_hh, optional(in[kWhr]), in[kH0], in[kC0], bs, reverse, save, optional(b));
     return {{output, h_n, c_n}, {gates, cells}};
   }

@@ -100,9 +100,11 @@ def _reference_grads(mode: str, inputs: list[Tensor | None], reverse: bool, grad
     found = iter(torch.autograd.grad(outputs, wanted, grads, create_graph=True, allow_unused=True))
     result = []
     for t in tensors:
-        g = next(found) if t is not None and t.requires_grad else None
-        result.append(g if g is not None else torch.zeros_like(t) if t is not None and t.requires_grad
-                      else grads[0].new_empty(0))
+        if t is None or not t.requires_grad:
+            result.append(grads[0].new_empty(0))
+        else:
+            g = next(found)
+            result.append(torch.zeros_like(t) if g is None else g)
     return result
 
 

@@ -1,9 +1,9 @@
 """The CPU backend's other builds on this machine: the AVX2 kernels (an AVX-512 CPU runs the AVX-512
 ones), the scalar loops (FASTRNN_CPU_VEC), and each of the two step GEMMs, MKL's packed GEMM and the
 panel GEMM (FASTRNN_CPU_GEMM; the CPU picks one by default), through test_ops' forward and backward
-tests of the cpu backend in float32 and bfloat16. "widest-panel" runs the panel GEMM
-in the widest build this CPU runs (AVX-512 on an AVX-512 CPU). The variables are read once per process: a
-subprocess each."""
+tests of the cpu backend in float32 and bfloat16. "widest-panel" runs the panel GEMM in the widest
+build this CPU runs (AVX-512 on an AVX-512 CPU). The variables are read once per process: a subprocess
+each."""
 from __future__ import annotations
 
 import os

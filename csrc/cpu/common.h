@@ -288,7 +288,8 @@ class PanelWeights {
     cols_.resize(panels);
     widths_.resize(panels);
     float* dst = data_.data_ptr<float>();
-    const vec::KernelSet* set = vec::kernels();
+    // Panels exist only where panel_gemm_kernel gave a kernel, so this CPU has a kernel set.
+    const vec::TransposeFn transpose = vec::kernels()->transpose;
     for (int64_t p = 0; p < panels; ++p) {
       const int64_t j0 = (p / gates) * PW;
       cols_[p] = (p % gates) * H + j0;
@@ -300,13 +301,8 @@ class PanelWeights {
         float* panel = dst + p * K * PW;
         const int64_t width = widths_[p];
         if (width < PW) std::fill(panel, panel + K * PW, 0.f);
-        if (trans && set) {  // column n of the panel is row cols[p] + n of w
-          set->transpose(w + cols_[p] * ldw, ldw, panel, PW, int(width), int(K));
-        } else if (trans) {
-          for (int64_t n = 0; n < width; ++n) {
-            const float* row = w + (cols_[p] + n) * ldw;
-            for (int64_t k = 0; k < K; ++k) panel[k * PW + n] = row[k];
-          }
+        if (trans) {  // column n of the panel is row cols[p] + n of w
+          transpose(w + cols_[p] * ldw, ldw, panel, PW, int(width), int(K));
         } else {  // row k of the panel is part of row k of w
           for (int64_t k = 0; k < K; ++k) std::copy_n(w + k * ldw + cols_[p], width, panel + k * PW);
         }

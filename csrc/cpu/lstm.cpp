@@ -244,7 +244,7 @@ constexpr const char* kBackward = "fastrnn::lstm_backward";
 
 }  // namespace
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lstm_forward_overwriting(
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lstm_forward(
     const at::Tensor& xw, const at::Tensor& w_hh, const std::optional<at::Tensor>& w_hr, const at::Tensor& h0,
     const at::Tensor& c0, const std::optional<at::Tensor>& batch_sizes, bool reverse, bool save,
     const std::optional<at::Tensor>& bias, bool gates_in_xw) {
@@ -262,7 +262,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward_o
     const at::Tensor& xw, const at::Tensor& w_hh, const std::optional<at::Tensor>& w_hr, const at::Tensor& h0,
     const at::Tensor& c0, const std::optional<at::Tensor>& batch_sizes, bool reverse, bool save,
     const std::optional<at::Tensor>& bias) {
-  return lstm_forward_overwriting(xw, w_hh, w_hr, h0, c0, batch_sizes, reverse, save, bias, false);
+  return lstm_forward(xw, w_hh, w_hr, h0, c0, batch_sizes, reverse, save, bias, false);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_op(
