@@ -8,9 +8,7 @@
 // defined in Python (autograd.py), which differentiates the plain-PyTorch layer.
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/ops/add.h>
-#include <ATen/ops/addmm.h>
 #include <ATen/ops/cat.h>
-#include <ATen/ops/mm.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
@@ -18,6 +16,7 @@
 #include <string>
 
 #include "cpu/lstm.h"
+#include "cpu/matmul.h"
 
 namespace fastrnn {
 namespace {
@@ -81,7 +80,7 @@ std::pair<variable_list, variable_list> run_forward(Cell cell, const Tensors& in
     static const auto op = find_op<std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>(
         const at::Tensor&, const at::Tensor&, const OptTensor&, const at::Tensor&, const at::Tensor&, const OptTensor&,
         bool, bool, const OptTensor&)>("fastrnn::lstm_forward");
-    const at::Tensor xw = at::mm(rows(x), w_ih.t()).view(xw_sizes);
+    const at::Tensor xw = cpu::matmul(rows(x), w_ih.t()).view(xw_sizes);
     // xw is ours: on the CPU the saved gates overwrite it.
     auto [output, h_n, c_n, gates, cells] =
         xw.is_cpu() ? cpu::lstm_forward(xw, w_hh, optional(in[kWhr]), in[kH0], in[kC0], bs, reverse, save, optional(b),
@@ -89,7 +88,7 @@ std::pair<variable_list, variable_list> run_forward(Cell cell, const Tensors& in
                     : op.call(xw, w_hh, optional(in[kWhr]), in[kH0], in[kC0], bs, reverse, save, optional(b));
     return {{output, h_n, c_n}, {gates, cells}};
   }
-  const at::Tensor xw = (b.defined() ? at::addmm(b, rows(x), w_ih.t()) : at::mm(rows(x), w_ih.t())).view(xw_sizes);
+  const at::Tensor xw = cpu::matmul(rows(x), w_ih.t(), optional(b)).view(xw_sizes);
   if (cell == kGru) {
     static const auto op = find_op<std::tuple<at::Tensor, at::Tensor, at::Tensor>(
         const at::Tensor&, const at::Tensor&, const OptTensor&, const at::Tensor&, const OptTensor&, bool, bool)>(
@@ -197,8 +196,8 @@ class LayerFunction : public torch::autograd::Function<LayerFunction> {
     const auto [d_xw, d_w_hh, d_w_hr, d_b_hn, d_h0, d_c0] =
         recurrence_backward(cell, in, reverse, saved[kInputs], activations, grads);
     const at::Tensor d_rows = rows(d_xw);
-    if (need[kX]) set(kX, d_rows.mm(in[kWih]).view(in[kX].sizes()));
-    if (need[kWih]) set(kWih, d_rows.t().mm(rows(in[kX])));
+    if (need[kX]) set(kX, cpu::matmul(d_rows, in[kWih]).view(in[kX].sizes()));
+    if (need[kWih]) set(kWih, cpu::matmul(d_rows.t(), rows(in[kX])));
     set(kWhh, d_w_hh);
     set(kWhr, d_w_hr);
     set(kH0, d_h0);

@@ -89,3 +89,24 @@ def test_layer_without_gradient(cell, bias, proj, packed):
         assert all(t.grad_fn is None for t in got)
         for a, b in zip(got, want, strict=True):
             torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("cell", list(GATES))
+def test_layer_large_products(cell):
+    """Products large enough for oneDNN where it beats MKL (cpu::matmul; elsewhere the same at::mm as
+    LayerFunction): outputs and every gradient as LayerFunction's."""
+    g = torch.Generator().manual_seed(2)
+    T, B, I, H = 40, 10, 64, 256 // GATES[cell]  # the projection and its gradients: 2 * 400 * 64 * ~256 >= 8e6 FLOPs
+    G = GATES[cell] * H
+    # Weights at nn's scale, 1/sqrt(fan-in): larger ones make the recurrence chaotic, amplifying rounding.
+    shapes = [(T, B, I), (G, I), (G, H), (G,), (G,), None, (B, H), (B, H) if cell == "lstm" else None, None]
+    scales = [1, I**-0.5, H**-0.5, H**-0.5, H**-0.5, 0, 1, 1, 0]
+    inputs = [torch.randn(*s, generator=g) * c if s else None for s, c in zip(shapes, scales)]
+    leaves = [t.requires_grad_() for t in inputs if t is not None]
+    got = torch.ops.fastrnn.layer(cell, *inputs, False)
+    want = LayerFunction.apply(cell, "cpu", *inputs, False)
+    # Scaled so the weight gradients, sums over T * B rows, stay O(1) like the outputs.
+    grads = [torch.randn_like(o) * (T * B) ** -0.5 for o in want]
+    for a, b in zip([*got, *torch.autograd.grad(got, leaves, grads)], [*want, *torch.autograd.grad(want, leaves, grads)],
+                    strict=True):
+        torch.testing.assert_close(a, b)

@@ -1,0 +1,14 @@
+// The layer's one-off products on any device (layer.cpp): the input projection and its gradients.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <optional>
+
+namespace fastrnn::cpu {
+
+// a @ b (+ bias), a fresh tensor: on CPUs where oneDNN beats MKL (see dnnl_gemm_is_faster in common.h)
+// large float32 products go to oneDNN, which writes its own output (no copy, the bias fused); else
+// at::mm / at::addmm.
+at::Tensor matmul(const at::Tensor& a, const at::Tensor& b, const std::optional<at::Tensor>& bias = std::nullopt);
+
+}  // namespace fastrnn::cpu
