@@ -121,6 +121,8 @@ at::Tensor acc_copy(const at::Tensor& t) {
 // or it is disabled (torch.backends.mkldnn.enabled = False).
 bool dnnl_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, const float* b,
                int64_t ldb, float beta, float* c, int64_t ldc);
+// x @ w^T (+ bias), a fresh tensor from oneDNN (dnnl.cpp); undefined where dnnl_gemm returns false.
+at::Tensor dnnl_linear(const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& bias);
 // On CPUs where MKL is slow (see dnnl.cpp), products at least this large (FLOPs) go to oneDNN: its
 // fixed cost per call (~15 us) is then well below what its faster kernels save.
 constexpr double kDnnlMinFlops = 8e6;
