@@ -92,10 +92,11 @@ def test_layer_without_gradient(cell, bias, proj, packed):
 
 
 # The projection and its gradients: 2 * 400 * 64 * ~256 >= 8e6 FLOPs; a [9216, 256] projection (9.4 MB) in two blocks.
-@pytest.mark.parametrize("cell,T,B,I", [(cell, 40, 10, 64) for cell in GATES] + [("lstm", 256, 36, 16)])
-def test_layer_large_products(cell, T, B, I):
-    """Products large enough for oneDNN where it beats MKL (cpu::matmul; elsewhere the same at::mm as
-    LayerFunction): outputs and every gradient as LayerFunction's."""
+@pytest.mark.parametrize("cell,T,B,I,onednn", [(cell, 40, 10, 64, True) for cell in GATES] + [
+    ("lstm", 256, 36, 16, True), ("lstm", 256, 36, 16, False)])
+def test_layer_large_products(cell, T, B, I, onednn, monkeypatch):
+    """Products large enough for oneDNN where it beats MKL (cpu::matmul; elsewhere, or with oneDNN off, the
+    same at::mm as LayerFunction): outputs and every gradient as LayerFunction's."""
     g = torch.Generator().manual_seed(2)
     H = 256 // GATES[cell]
     G = GATES[cell] * H
@@ -104,6 +105,7 @@ def test_layer_large_products(cell, T, B, I):
     scales = [1, I**-0.5, H**-0.5, H**-0.5, H**-0.5, 0, 1, 1, 0]
     inputs = [torch.randn(*s, generator=g) * c if s else None for s, c in zip(shapes, scales)]
     leaves = [t.requires_grad_() for t in inputs if t is not None]
+    monkeypatch.setattr(torch.backends.mkldnn, "enabled", onednn)
     got = torch.ops.fastrnn.layer(cell, *inputs, False)
     want = LayerFunction.apply(cell, "cpu", *inputs, False)
     # Scaled so the weight gradients, sums over T * B rows, stay O(1) like the outputs.
