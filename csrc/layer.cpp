@@ -3,7 +3,8 @@
 // runs the recurrence's backward op and then the projection's products. fastrnn/autograd.py's
 // LayerFunction does the same in Python; at small shapes its Python (the Function's apply and its
 // backward) took about as long as the kernels, so eager calls on the cpu backend come here, with a
-// gradient or without one (then nothing is saved and no node recorded).
+// gradient or without one (then nothing is saved and no node recorded). The projection's products go
+// through cpu::matmul: on CPUs where oneDNN beats MKL (AMD with AVX-512) large ones run on oneDNN.
 // Under create_graph=True (double backward) the gradients come from fastrnn::layer_reference_grads,
 // defined in Python (autograd.py), which differentiates the plain-PyTorch layer.
 #include <ATen/core/dispatch/Dispatcher.h>
