@@ -2,6 +2,7 @@
 // BLAS (no ATen dispatch or allocation inside the time loop), the pointwise parallel loop and
 // the gather of every step's h_{t-1} rows for the weight gradients.
 #pragma once
+#include <ATen/EmptyTensor.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
@@ -15,9 +16,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <vector>
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
@@ -72,18 +70,14 @@ at::Tensor to_acc(const at::Tensor& t) {
   return t.to(c10::CppTypeToScalarType<A>::value).contiguous();
 }
 
-// at::empty for the [N, width] sequence buffers, which can be tens of MB and are written once
-// in order: on Linux their 2 MB-aligned interior is offered to transparent huge pages, which
-// spares most first-touch page faults (a measurable share of a large layer's time).
+// The allocator of empty_seq (seq_cache.cpp): large blocks are kept when freed and reused.
+c10::Allocator* seq_allocator();
+
+// at::empty for the [N, width] sequence buffers, which can be tens of MB and are written once in order;
+// their memory comes back from call to call without page faults (see seq_cache.cpp).
 inline at::Tensor empty_seq(c10::IntArrayRef sizes, const at::TensorOptions& options) {
-  at::Tensor t = at::empty(sizes, options);
-#if defined(__linux__)
-  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
-  const auto begin = reinterpret_cast<uintptr_t>(t.data_ptr()), end = begin + t.nbytes();
-  const uintptr_t lo = (begin + kHuge - 1) & ~(kHuge - 1), hi = end & ~(kHuge - 1);
-  if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);  // advice only: failure is harmless
-#endif
-  return t;
+  return at::detail::empty_generic(sizes, seq_allocator(), c10::DispatchKeySet(c10::DispatchKey::CPU),
+                                   c10::typeMetaToScalarType(options.dtype()), c10::MemoryFormat::Contiguous);
 }
 
 // An activation the forward saves for backward: [N, width] rows in xw's layout or, without save
@@ -126,6 +120,8 @@ at::Tensor dnnl_linear(const at::Tensor& x, const at::Tensor& w, const std::opti
 // On CPUs where MKL is slow (see dnnl.cpp), products at least this large (FLOPs) go to oneDNN: its
 // fixed cost per call (~15 us) is then well below what its faster kernels save.
 constexpr double kDnnlMinFlops = 8e6;
+// dnnl_gemm runs K in chunks whose operands take at most this many bytes (see dnnl.cpp).
+constexpr int64_t kDnnlChunkBytes = int64_t(4) << 20;
 // MKL runs its AVX-512 kernels on Intel CPUs only; there it beats oneDNN's reordering matmul by 1.4-2x
 // at these shapes (measured on a Xeon with AVX-512: 235 vs 121 GFLOP/s for a [2048,6400]x[6400,512] product).
 inline bool mkl_is_fast() {

@@ -25,19 +25,31 @@ at::Tensor dnnl_linear(const at::Tensor& x, const at::Tensor& w, const std::opti
   return stack.back().toTensor();
 }
 
+// oneDNN copies (reorders) the operands it is given, into fresh buffers that page-fault at every call; over a
+// long reduction (K = a sequence's rows, as in dW = dgates^T @ h_prev) they are tens of MB. So K runs in
+// chunks whose operands take at most kDnnlChunkBytes each: [6400, 2048]^T @ [6400, 512] went from 62 to
+// 44 ms (12.8k page faults to 1.5k) on a Zen 5 EPYC.
 bool dnnl_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, const float* b,
                int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (M <= 0 || N <= 0 || K <= 0) return false;
   const auto opts = at::TensorOptions().dtype(at::kFloat);
   auto view = [&](const float* p, int64_t rows, int64_t cols, int64_t ld, bool t) {
     auto m = at::from_blob(const_cast<float*>(p), {t ? cols : rows, t ? rows : cols}, {ld, 1}, opts);
     return t ? m.t() : m;
   };
-  // linear(x, w) = x @ w^T with x = op(a) [M,K] and w = op(b)^T [N,K].
-  const at::Tensor y = dnnl_linear(view(a, M, K, lda, ta), view(b, K, N, ldb, tb).t(), std::nullopt);
-  if (!y.defined()) return false;
   at::Tensor C = at::from_blob(c, {M, N}, {ldc, 1}, opts);
-  if (beta == 0.f) C.copy_(y);
-  else C.mul_(beta).add_(y);
+  const int64_t chunk = std::max<int64_t>(1, kDnnlChunkBytes / int64_t(sizeof(float) * std::max(M, N)));
+  for (int64_t k0 = 0; k0 < K; k0 += chunk) {
+    const int64_t k = std::min(chunk, K - k0);
+    const float* ak = ta ? a + k0 * lda : a + k0;  // columns [k0, k0 + k) of op(a), rows of op(b)
+    const float* bk = tb ? b + k0 : b + k0 * ldb;
+    // linear(x, w) = x @ w^T with x = op(a) [M,k] and w = op(b)^T [N,k].
+    const at::Tensor y = dnnl_linear(view(ak, M, k, lda, ta), view(bk, k, N, ldb, tb).t(), std::nullopt);
+    if (!y.defined()) return false;  // oneDNN is off: then already for the first chunk, C untouched
+    if (k0 > 0 || beta == 1.f) C.add_(y);
+    else if (beta == 0.f) C.copy_(y);
+    else C.mul_(beta).add_(y);
+  }
   return true;
 }
 

@@ -16,18 +16,37 @@ namespace {
 constexpr int64_t kBlockBytes = int64_t(8) << 20;
 
 at::Tensor dnnl_matmul(const at::Tensor& a, const at::Tensor& b, const std::optional<at::Tensor>& bias) {
-  const int64_t M = a.size(0), N = b.size(1);
+  const int64_t M = a.size(0), K = a.size(1), N = b.size(1);
   const int64_t rows = std::max<int64_t>(1, kBlockBytes / int64_t(N * sizeof(float)));
-  if (M <= rows) return dnnl_linear(a, b.t(), bias);
-  at::Tensor y = dnnl_linear(a.narrow(0, 0, rows), b.t(), bias);
-  if (!y.defined()) return y;
-  at::Tensor out = empty_seq({M, N}, a.options());
-  out.narrow(0, 0, rows).copy_(y);
-  for (int64_t r0 = rows; r0 < M; r0 += rows) {
-    const int64_t r = std::min(rows, M - r0);
-    out.narrow(0, r0, r).copy_(dnnl_linear(a.narrow(0, r0, r), b.t(), bias));
+  if (M > rows) {  // a large output: row blocks
+    at::Tensor y = dnnl_linear(a.narrow(0, 0, rows), b.t(), bias);
+    if (!y.defined()) return y;
+    at::Tensor out = empty_seq({M, N}, a.options());
+    out.narrow(0, 0, rows).copy_(y);
+    for (int64_t r0 = rows; r0 < M; r0 += rows) {
+      const int64_t r = std::min(rows, M - r0);
+      out.narrow(0, r0, r).copy_(dnnl_linear(a.narrow(0, r0, r), b.t(), bias));
+    }
+    return out;
   }
-  return out;
+  // A long reduction (the weight gradients, K = the sequence's rows): dnnl_gemm, which runs K in chunks.
+  if (int64_t(sizeof(float)) * K * std::max(M, N) > kDnnlChunkBytes) {
+    // Each operand row-major or transposed row-major: (pointer, leading dimension, transposed).
+    auto layout = [](const at::Tensor& t) -> std::optional<std::pair<int64_t, bool>> {
+      if (t.is_contiguous()) return std::pair{t.size(1), false};
+      if (t.t().is_contiguous()) return std::pair{t.size(0), true};
+      return std::nullopt;
+    };
+    const auto la = layout(a), lb = layout(b);
+    if (la && lb) {
+      at::Tensor c = bias.has_value() ? bias->expand({M, N}).contiguous() : at::empty({M, N}, a.options());
+      if (!dnnl_gemm(la->second, lb->second, M, N, K, a.const_data_ptr<float>(), la->first, b.const_data_ptr<float>(),
+                     lb->first, bias.has_value() ? 1.f : 0.f, c.data_ptr<float>(), N))
+        return {};
+      return c;
+    }
+  }
+  return dnnl_linear(a, b.t(), bias);
 }
 
 }  // namespace

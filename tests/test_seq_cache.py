@@ -1,0 +1,42 @@
+"""The cpu backend's sequence buffers (csrc/cpu/seq_cache.cpp): large ones are kept when freed and handed
+out again, so a repeated call does not page-fault them afresh; they behave as any tensor's storage."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fastrnn import _ext
+
+resource = pytest.importorskip("resource")
+pytestmark = pytest.mark.skipif(not _ext.has_cpu(), reason="fastrnn._C is not built")
+
+T, B, H = 2048, 64, 32  # the output: 16 MB
+
+
+def _forward(xw, w_hh, h0):
+    return torch.ops.fastrnn.rnn_relu_forward(xw, w_hh, h0, None, False)
+
+
+def test_repeated_call_reuses_its_buffers():
+    g = torch.Generator().manual_seed(0)
+    xw, w_hh, h0 = torch.randn(T, B, H, generator=g), torch.randn(H, H, generator=g) * 0.1, torch.zeros(B, H)
+    want = _forward(xw, w_hh, h0)[0].clone()
+    _forward(xw, w_hh, h0)  # its buffers freed at once
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    got = _forward(xw, w_hh, h0)[0]
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    pages = got.nbytes // 4096
+    assert faults < pages // 4, f"{faults} page faults for an output of {pages} pages"
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_buffer_resizes_and_frees_like_any_storage():
+    g = torch.Generator().manual_seed(1)
+    xw, w_hh, h0 = torch.randn(T, B, H, generator=g), torch.randn(H, H, generator=g) * 0.1, torch.zeros(B, H)
+    out = _forward(xw, w_hh, h0)[0]
+    want = out.clone()
+    out.resize_(2 * T, B, H)  # a larger storage from the same allocator, the contents copied over
+    torch.testing.assert_close(out[:T], want, rtol=0, atol=0)
+    out[T:] = 1
+    assert out[T:].eq(1).all()
+    del out
