@@ -26,9 +26,11 @@ at::Tensor dnnl_linear(const at::Tensor& x, const at::Tensor& w, const std::opti
 }
 
 // oneDNN copies (reorders) the operands it is given, into fresh buffers that page-fault at every call; over a
-// long reduction (K = a sequence's rows, as in dW = dgates^T @ h_prev) they are tens of MB. So K runs in
-// chunks whose operands take at most kDnnlChunkBytes each: [6400, 2048]^T @ [6400, 512] went from 62 to
-// 44 ms (12.8k page faults to 1.5k) on a Zen 5 EPYC.
+// long reduction (K = a sequence's rows, as in dW = dgates^T @ h_prev: ta and not tb) they are tens of MB.
+// There K runs in chunks whose operands take at most kDnnlChunkBytes each: [6400, 2048]^T @ [6400, 512]
+// went from 62 to 44 ms (12.8k page faults to 1.5k) on a Zen 5 EPYC. Only there: a chunk of K is then
+// rows of both stored operands, dense; a column slice (lda > K) sends oneDNN to a reference kernel,
+// 600x slower.
 bool dnnl_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, const float* b,
                int64_t ldb, float beta, float* c, int64_t ldc) {
   if (M <= 0 || N <= 0 || K <= 0) return false;
@@ -38,7 +40,8 @@ bool dnnl_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* a
     return t ? m.t() : m;
   };
   at::Tensor C = at::from_blob(c, {M, N}, {ldc, 1}, opts);
-  const int64_t chunk = std::max<int64_t>(1, kDnnlChunkBytes / int64_t(sizeof(float) * std::max(M, N)));
+  const int64_t chunk =
+      ta && !tb ? std::max<int64_t>(1, kDnnlChunkBytes / int64_t(sizeof(float) * std::max(M, N))) : K;
   for (int64_t k0 = 0; k0 < K; k0 += chunk) {
     const int64_t k = std::min(chunk, K - k0);
     const float* ak = ta ? a + k0 * lda : a + k0;  // columns [k0, k0 + k) of op(a), rows of op(b)

@@ -29,22 +29,14 @@ at::Tensor dnnl_matmul(const at::Tensor& a, const at::Tensor& b, const std::opti
     }
     return out;
   }
-  // A long reduction (the weight gradients, K = the sequence's rows): dnnl_gemm, which runs K in chunks.
-  if (int64_t(sizeof(float)) * K * std::max(M, N) > kDnnlChunkBytes) {
-    // Each operand row-major or transposed row-major: (pointer, leading dimension, transposed).
-    auto layout = [](const at::Tensor& t) -> std::optional<std::pair<int64_t, bool>> {
-      if (t.is_contiguous()) return std::pair{t.size(1), false};
-      if (t.t().is_contiguous()) return std::pair{t.size(0), true};
-      return std::nullopt;
-    };
-    const auto la = layout(a), lb = layout(b);
-    if (la && lb) {
-      at::Tensor c = bias.has_value() ? bias->expand({M, N}).contiguous() : at::empty({M, N}, a.options());
-      if (!dnnl_gemm(la->second, lb->second, M, N, K, a.const_data_ptr<float>(), la->first, b.const_data_ptr<float>(),
-                     lb->first, bias.has_value() ? 1.f : 0.f, c.data_ptr<float>(), N))
-        return {};
-      return c;
-    }
+  // A long reduction (the weight gradients: a = rows^T, b = rows, K = the sequence's rows): dnnl_gemm,
+  // which runs K in chunks.
+  if (int64_t(sizeof(float)) * K * std::max(M, N) > kDnnlChunkBytes && a.t().is_contiguous() && b.is_contiguous()) {
+    at::Tensor c = bias.has_value() ? bias->expand({M, N}).contiguous() : at::empty({M, N}, a.options());
+    if (!dnnl_gemm(true, false, M, N, K, a.const_data_ptr<float>(), M, b.const_data_ptr<float>(), N,
+                   bias.has_value() ? 1.f : 0.f, c.data_ptr<float>(), N))
+      return {};
+    return c;
   }
   return dnnl_linear(a, b.t(), bias);
 }
