@@ -40,3 +40,25 @@ def test_buffer_resizes_and_frees_like_any_storage():
     out[T:] = 1
     assert out[T:].eq(1).all()
     del out
+
+
+def _child_forward(queue):
+    torch.set_num_threads(1)  # OpenMP's threads do not survive fork
+    g = torch.Generator().manual_seed(2)
+    xw, w_hh, h0 = torch.randn(T, B, H, generator=g), torch.randn(H, H, generator=g) * 0.1, torch.zeros(B, H)
+    queue.put(_forward(xw, w_hh, h0)[0].double().sum().item())
+
+
+def test_forked_child_allocates_and_frees():
+    """A forked process (a DataLoader worker) gets the cache as it was, with a lock it can take."""
+    mp = pytest.importorskip("multiprocessing").get_context("fork")
+    g = torch.Generator().manual_seed(2)
+    xw, w_hh, h0 = torch.randn(T, B, H, generator=g), torch.randn(H, H, generator=g) * 0.1, torch.zeros(B, H)
+    want = _forward(xw, w_hh, h0)[0].double().sum().item()  # leaves blocks in the cache the child inherits
+    queue = mp.Queue()
+    child = mp.Process(target=_child_forward, args=(queue,), daemon=True)
+    child.start()
+    got = queue.get(timeout=120)
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    assert got == pytest.approx(want, rel=1e-12)  # the outputs are equal; the sums run on 1 or 2 threads

@@ -8,9 +8,12 @@
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
 
+#include <pthread.h>
+
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <new>
 
 #include "cpu/common.h"
 
@@ -23,7 +26,12 @@ class SeqCache final : public c10::Allocator {
  public:
   // Never destroyed: tensors freed during exit still give their blocks back to it.
   static SeqCache& instance() {
-    static SeqCache* cache = new SeqCache();
+    static SeqCache* cache = [] {
+      auto* created = new SeqCache();
+      // A process forked while another thread held the lock (a DataLoader worker, say) gets a free one.
+      pthread_atfork(nullptr, nullptr, [] { new (&instance().mutex_) std::mutex(); });
+      return created;
+    }();
     return *cache;
   }
 
