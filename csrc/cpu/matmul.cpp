@@ -19,13 +19,13 @@ at::Tensor dnnl_matmul(const at::Tensor& a, const at::Tensor& b, const std::opti
   const int64_t M = a.size(0), K = a.size(1), N = b.size(1);
   const int64_t rows = std::max<int64_t>(1, kBlockBytes / int64_t(N * sizeof(float)));
   if (M > rows) {  // a large output: row blocks
-    at::Tensor y = dnnl_linear(a.narrow(0, 0, rows), b.t(), bias);
-    if (!y.defined()) return y;
-    at::Tensor out = empty_seq({M, N}, a.options());
-    out.narrow(0, 0, rows).copy_(y);
-    for (int64_t r0 = rows; r0 < M; r0 += rows) {
+    at::Tensor out;
+    for (int64_t r0 = 0; r0 < M; r0 += rows) {
       const int64_t r = std::min(rows, M - r0);
-      out.narrow(0, r0, r).copy_(dnnl_linear(a.narrow(0, r0, r), b.t(), bias));
+      const at::Tensor y = dnnl_linear(a.narrow(0, r0, r), b.t(), bias);
+      if (!y.defined()) return y;  // oneDNN is off: then already for the first block
+      if (!out.defined()) out = empty_seq({M, N}, a.options());
+      out.narrow(0, r0, r).copy_(y);
     }
     return out;
   }
