@@ -92,17 +92,20 @@ def test_layer_without_gradient(cell, bias, proj, packed):
 
 
 # The projection and its gradients: 2 * 400 * 64 * ~256 >= 8e6 FLOPs; a [9216, 256] projection (9.4 MB) in two blocks.
-@pytest.mark.parametrize("cell,T,B,I,onednn", [(cell, 40, 10, 64, True) for cell in GATES] + [
-    ("lstm", 256, 36, 16, True), ("lstm", 256, 36, 16, False)])
-def test_layer_large_products(cell, T, B, I, onednn, monkeypatch):
+# The weight gradients run as C^T = b^T @ a where b is the narrower (dW_ih, dW_hh), else as C = a^T @ b (rnn's
+# square ones, LSTM's dW_hr = dh^T @ o*tanh(c): [18432, 32]^T @ [18432, 64]), over 4 MB chunks of rows past that.
+@pytest.mark.parametrize("cell,T,B,I,proj,onednn", [(cell, 40, 10, 64, 0, True) for cell in GATES] + [
+    ("lstm", 256, 36, 16, 0, True), ("lstm", 256, 36, 16, 0, False), ("lstm", 512, 36, 16, 32, True)])
+def test_layer_large_products(cell, T, B, I, proj, onednn, monkeypatch):
     """Products large enough for oneDNN where it beats MKL (cpu::matmul; elsewhere, or with oneDNN off, the
     same at::mm as LayerFunction): outputs and every gradient as LayerFunction's."""
     g = torch.Generator().manual_seed(2)
     H = 256 // GATES[cell]
-    G = GATES[cell] * H
+    G, P = GATES[cell] * H, proj or H
     # Weights at nn's scale, 1/sqrt(fan-in): larger ones make the recurrence chaotic, amplifying rounding.
-    shapes = [(T, B, I), (G, I), (G, H), (G,), (G,), None, (B, H), (B, H) if cell == "lstm" else None, None]
-    scales = [1, I**-0.5, H**-0.5, H**-0.5, H**-0.5, 0, 1, 1, 0]
+    shapes = [(T, B, I), (G, I), (G, P), (G,), (G,), (P, H) if proj else None, (B, P),
+              (B, H) if cell == "lstm" else None, None]
+    scales = [1, I**-0.5, P**-0.5, H**-0.5, H**-0.5, H**-0.5, 1, 1, 0]
     inputs = [torch.randn(*s, generator=g) * c if s else None for s, c in zip(shapes, scales)]
     leaves = [t.requires_grad_() for t in inputs if t is not None]
     monkeypatch.setattr(torch.backends.mkldnn, "enabled", onednn)

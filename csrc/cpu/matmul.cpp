@@ -29,9 +29,9 @@ at::Tensor dnnl_matmul(const at::Tensor& a, const at::Tensor& b, const std::opti
     }
     return out;
   }
-  // A long reduction (the weight gradients: a = rows^T, b = rows, K = the sequence's rows): dnnl_gemm,
-  // which runs K in chunks.
-  if (int64_t(sizeof(float)) * K * std::max(M, N) > kDnnlChunkBytes && a.t().is_contiguous() && b.is_contiguous()) {
+  // A weight gradient (a = rows^T, b = rows, K = the sequence's rows): dnnl_gemm, which runs a long
+  // reduction in chunks and copies the narrower operand.
+  if (a.t().is_contiguous() && b.is_contiguous()) {
     at::Tensor c = bias.has_value() ? bias->expand({M, N}).contiguous() : at::empty({M, N}, a.options());
     if (!dnnl_gemm(true, false, M, N, K, a.const_data_ptr<float>(), M, b.const_data_ptr<float>(), N,
                    bias.has_value() ? 1.f : 0.f, c.data_ptr<float>(), N))
