@@ -2,6 +2,7 @@
 #include <Python.h>
 #include <torch/library.h>
 
+#include "cpu/seq_cache.h"
 #include "schemas.h"
 
 extern "C" PyObject* PyInit__C(void) {
@@ -16,4 +17,7 @@ TORCH_LIBRARY(fastrnn, m) {
   // has the recurrence ops alone.
   m.def("layer(str cell, Tensor x, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh, Tensor? w_hr, Tensor h0,"
         " Tensor? c0, Tensor? batch_sizes, bool reverse) -> Tensor[]");
+  // The cpu backend's cache of sequence buffers (cpu/seq_cache.cpp): the bytes it keeps, and freeing them.
+  m.def("cached_bytes() -> int", &fastrnn::cpu::seq_cache_bytes);
+  m.def("empty_cache() -> int", &fastrnn::cpu::seq_cache_release);
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import fastrnn
 from fastrnn import _ext
 
 resource = pytest.importorskip("resource")
@@ -62,3 +63,19 @@ def test_forked_child_allocates_and_frees():
     child.join(timeout=60)
     assert child.exitcode == 0
     assert got == pytest.approx(want, rel=1e-12)  # the outputs are equal; the sums run on 1 or 2 threads
+
+
+def test_empty_cache_frees_what_is_kept():
+    """fastrnn.empty_cache() frees the kept blocks, like torch.cuda.empty_cache(); a buffer in use stays its tensor's."""
+    g = torch.Generator().manual_seed(3)
+    xw, w_hh, h0 = torch.randn(T, B, H, generator=g), torch.randn(H, H, generator=g) * 0.1, torch.zeros(B, H)
+    held = _forward(xw, w_hh, h0)[0]
+    want = held.clone()
+    _forward(xw, w_hh, h0)  # its output's block is kept when freed
+    assert fastrnn.cached_bytes() >= held.nbytes
+    assert fastrnn.empty_cache() >= held.nbytes
+    assert fastrnn.cached_bytes() == 0
+    torch.testing.assert_close(held, want, rtol=0, atol=0)
+    del held  # freed after empty_cache: kept again
+    assert fastrnn.cached_bytes() >= want.nbytes
+    assert fastrnn.empty_cache() >= want.nbytes and fastrnn.empty_cache() == 0

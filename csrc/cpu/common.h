@@ -22,6 +22,7 @@
 
 #include "checks.h"
 #include "cpu/pointwise.h"
+#include "cpu/seq_cache.h"
 #include "sequence.h"
 
 // Fortran BLAS exported by libtorch_cpu (MKL or OpenBLAS builds). Weak, so a torch built without
@@ -69,9 +70,6 @@ template <typename A>
 at::Tensor to_acc(const at::Tensor& t) {
   return t.to(c10::CppTypeToScalarType<A>::value).contiguous();
 }
-
-// The allocator of empty_seq (seq_cache.cpp): large blocks are kept when freed and reused.
-c10::Allocator* seq_allocator();
 
 // at::empty for the [N, width] sequence buffers, which can be tens of MB and are written once in order;
 // their memory comes back from call to call without page faults (see seq_cache.cpp).

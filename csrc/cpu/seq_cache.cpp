@@ -15,7 +15,7 @@
 #include <mutex>
 #include <new>
 
-#include "cpu/common.h"
+#include "cpu/seq_cache.h"
 
 namespace fastrnn::cpu {
 namespace {
@@ -65,6 +65,28 @@ class SeqCache final : public c10::Allocator {
     default_copy_data(dest, src, count);
   }
 
+  // Frees every kept block (blocks in use stay theirs and are kept again when freed); returns their bytes.
+  size_t release() {
+    std::multimap<size_t, Block*> blocks;
+    size_t bytes;
+    {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      blocks.swap(free_);
+      bytes = kept_;
+      kept_ = 0;
+    }
+    for (auto& [size, block] : blocks) {
+      std::free(block->data);
+      delete block;
+    }
+    return bytes;
+  }
+
+  size_t kept() {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    return kept_;
+  }
+
  private:
   struct Block {
     void* data;
@@ -86,19 +108,6 @@ class SeqCache final : public c10::Allocator {
     delete block;
   }
 
-  void release() {
-    std::multimap<size_t, Block*> blocks;
-    {
-      const std::lock_guard<std::mutex> lock(mutex_);
-      blocks.swap(free_);
-      kept_ = 0;
-    }
-    for (auto& [size, block] : blocks) {
-      std::free(block->data);
-      delete block;
-    }
-  }
-
   std::mutex mutex_;
   std::multimap<size_t, Block*> free_;  // kept blocks by size
   size_t kept_ = 0;
@@ -107,5 +116,7 @@ class SeqCache final : public c10::Allocator {
 }  // namespace
 
 c10::Allocator* seq_allocator() { return &SeqCache::instance(); }
+int64_t seq_cache_bytes() { return int64_t(SeqCache::instance().kept()); }
+int64_t seq_cache_release() { return int64_t(SeqCache::instance().release()); }
 
 }  // namespace fastrnn::cpu
