@@ -93,9 +93,10 @@ def test_layer_without_gradient(cell, bias, proj, packed):
 
 # The projection and its gradients: 2 * 400 * 64 * ~256 >= 8e6 FLOPs; a [9216, 256] projection (9.4 MB) in two blocks.
 # The weight gradients run as C^T = b^T @ a where b is the narrower (dW_ih, dW_hh), else as C = a^T @ b (rnn's
-# square ones, LSTM's dW_hr = dh^T @ o*tanh(c): [18432, 32]^T @ [18432, 64]), over 4 MB chunks of rows past that.
+# square ones, LSTM's dW_hr = dh^T @ o*tanh(c): [18432, 32]^T @ [18432, 64]), in 4 MB chunks of rows past that.
 @pytest.mark.parametrize("cell,T,B,I,proj,onednn", [(cell, 40, 10, 64, 0, True) for cell in GATES] + [
-    ("lstm", 256, 36, 16, 0, True), ("lstm", 256, 36, 16, 0, False), ("lstm", 512, 36, 16, 32, True)])
+    ("lstm", 256, 36, 16, 0, True), ("lstm", 256, 36, 16, 0, False),
+    ("lstm", 512, 36, 16, 32, True)])
 def test_layer_large_products(cell, T, B, I, proj, onednn, monkeypatch):
     """Products large enough for oneDNN where it beats MKL (cpu::matmul; elsewhere, or with oneDNN off, the
     same at::mm as LayerFunction): outputs and every gradient as LayerFunction's."""

@@ -66,7 +66,7 @@ def test_forked_child_allocates_and_frees():
 
 
 def test_empty_cache_frees_what_is_kept():
-    """fastrnn.empty_cache() frees the kept blocks, like torch.cuda.empty_cache(); a buffer in use stays its tensor's."""
+    """fastrnn.empty_cache() frees the kept blocks, like torch.cuda.empty_cache(); a buffer in use stays."""
     g = torch.Generator().manual_seed(3)
     xw, w_hh, h0 = torch.randn(T, B, H, generator=g), torch.randn(H, H, generator=g) * 0.1, torch.zeros(B, H)
     held = _forward(xw, w_hh, h0)[0]

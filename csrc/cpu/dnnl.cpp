@@ -31,12 +31,12 @@ at::Tensor dnnl_linear(const at::Tensor& x, const at::Tensor& w, const std::opti
 // went from 62 to 44 ms (12.8k page faults to 1.5k) on a Zen 5 EPYC. Only there: a chunk of K is then
 // rows of both stored operands, dense; a column slice (lda > K) sends oneDNN to a reference kernel,
 // 600x slower.
-// And linear(x, w) = x @ w^T takes the strided w as it is but first copies x densely, by a slow transposing copy
-// when x is a transposed view. A weight gradient (ta and not tb: both operands stored sequence-major, the
-// reduction over their rows) is therefore computed as C^T = b^T @ a where b is the narrower operand: then
-// the copy is of the smaller one. On a Zen 5 EPYC [1600, 512]^T @ [1600, 128] went from 0.84-1.03 to
-// 0.61 ms, [6400, 1024]^T @ [6400, 256] from 13 to 10 ms and [6400, 2048]^T @ [6400, 512] from 45 to 39 ms;
-// with the wider b it lost (7.4 against 11 ms for [6400, 256]^T @ [6400, 512]).
+// And linear(x, w) = x @ w^T reads the strided w as it is but first copies x densely, by a slow
+// transposing copy when x is a transposed view. So a weight gradient (ta and not tb: both operands stored
+// sequence-major, the reduction over their rows) runs as C^T = b^T @ a where b is the narrower operand,
+// whose copy is then the smaller. On a Zen 5 EPYC [1600, 512]^T @ [1600, 128] went from 0.84-1.03 to
+// 0.61 ms, [6400, 1024]^T @ [6400, 256] from 13 to 10 ms and [6400, 2048]^T @ [6400, 512] from 45 to
+// 39 ms; with the wider b it lost (7.4 against 11 ms for [6400, 256]^T @ [6400, 512]).
 bool dnnl_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, const float* b,
                int64_t ldb, float beta, float* c, int64_t ldc) {
   if (M <= 0 || N <= 0 || K <= 0) return false;
@@ -46,7 +46,8 @@ bool dnnl_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* a
     return t ? m.t() : m;
   };
   const bool weight_grad = ta && !tb, transposed = weight_grad && N < M;
-  const int64_t chunk = weight_grad ? std::max<int64_t>(1, kDnnlChunkBytes / int64_t(sizeof(float) * std::max(M, N))) : K;
+  const int64_t chunk =
+      weight_grad ? std::max<int64_t>(1, kDnnlChunkBytes / int64_t(sizeof(float) * std::max(M, N))) : K;
   at::Tensor sum;  // of the chunks' products: C's, or C^T's when transposed
   for (int64_t k0 = 0; k0 < K; k0 += chunk) {
     const int64_t k = std::min(chunk, K - k0);
