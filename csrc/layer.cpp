@@ -78,15 +78,16 @@ std::pair<variable_list, variable_list> run_forward(Cell cell, const Tensors& in
   xw_sizes.back() = G;
   const OptTensor bs = optional(in[kBatchSizes]);
   if (cell == kLstm) {  // the op adds the bias as it reads xw: addmm's bias is one more pass over xw
-    static const auto op = find_op<std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>(
-        const at::Tensor&, const at::Tensor&, const OptTensor&, const at::Tensor&, const at::Tensor&, const OptTensor&,
-        bool, bool, const OptTensor&)>("fastrnn::lstm_forward");
-    const at::Tensor xw = cpu::matmul(rows(x), w_ih.t()).view(xw_sizes);
-    // xw is ours: on the CPU the saved gates overwrite it.
-    auto [output, h_n, c_n, gates, cells] =
-        xw.is_cpu() ? cpu::lstm_forward(xw, w_hh, optional(in[kWhr]), in[kH0], in[kC0], bs, reverse, save, optional(b),
-                                        true)
-                    : op.call(xw, w_hh, optional(in[kWhr]), in[kH0], in[kC0], bs, reverse, save, optional(b));
+    auto [output, h_n, c_n, gates, cells] = [&] {
+      if (x.is_cpu())  // the projection in the recurrence's GEMMs, or an xw the saved gates overwrite
+        return cpu::lstm_layer_forward(x, w_ih, w_hh, optional(in[kWhr]), in[kH0], in[kC0], bs, reverse, save,
+                                       optional(b));
+      static const auto op = find_op<std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>(
+          const at::Tensor&, const at::Tensor&, const OptTensor&, const at::Tensor&, const at::Tensor&,
+          const OptTensor&, bool, bool, const OptTensor&)>("fastrnn::lstm_forward");
+      const at::Tensor xw = cpu::matmul(rows(x), w_ih.t()).view(xw_sizes);
+      return op.call(xw, w_hh, optional(in[kWhr]), in[kH0], in[kC0], bs, reverse, save, optional(b));
+    }();
     return {{output, h_n, c_n}, {gates, cells}};
   }
   const at::Tensor xw = cpu::matmul(rows(x), w_ih.t(), optional(b)).view(xw_sizes);

@@ -4,6 +4,8 @@ and without biases, projection and packing, each gradient only where its input n
 double backward (which calls back into Python)."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -117,3 +119,38 @@ def test_layer_large_products(cell, T, B, I, proj, onednn, monkeypatch):
     for a, b in zip([*got, *torch.autograd.grad(got, leaves, grads)], [*want, *torch.autograd.grad(want, leaves, grads)],
                     strict=True):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("proj,packed,reverse", [(False, False, False), (False, True, True), (True, False, True),
+                                                 (True, True, False)])
+def test_fused_input_projection(proj, packed, reverse, bias, monkeypatch):
+    """LSTM's input projection run in the steps' panel GEMMs (FASTRNN_CPU_FUSE_INPUT=1 forces it wherever the
+    panel GEMM runs): outputs and every gradient, and the forward without a gradient, as LayerFunction's, which
+    projects first (and equal to them with =0). H=20 leaves a partial block of units; 11 rows make two row tiles and a team of two; the
+    packed reverse steps grow from 2 to 11 rows, so their h_{t-1} comes from h0 in part."""
+    g = torch.Generator().manual_seed(3)
+    T, B, I, H = 6, 11, 7, 20
+    P, G = (5 if proj else H), 4 * H
+    batch_sizes = torch.tensor([11, 11, 9, 6, 6, 2]) if packed else None
+    rand = lambda *s: torch.randn(*s, generator=g) * 0.5  # noqa: E731
+    inputs = [rand(int(batch_sizes.sum()), I) if packed else rand(T, B, I), rand(G, I), rand(G, P),
+              rand(G) if bias else None, rand(G) if bias else None, rand(P, H) if proj else None, rand(B, P),
+              rand(B, H), batch_sizes]
+    leaves = [t.requires_grad_() for t in inputs[:-1] if t is not None]
+    want = LayerFunction.apply("lstm", "cpu", *inputs, reverse)
+    grads = [torch.randn_like(o) for o in want]
+    want_grads = torch.autograd.grad(want, leaves, grads)
+    monkeypatch.setenv("FASTRNN_CPU_FUSE_INPUT", "1")
+    got = torch.ops.fastrnn.layer("lstm", *inputs, reverse)
+    for a, b in zip([*got, *torch.autograd.grad(got, leaves, grads)], [*want, *want_grads], strict=True):
+        torch.testing.assert_close(a, b)
+    with torch.no_grad():
+        for a, b in zip(torch.ops.fastrnn.layer("lstm", *inputs, reverse), got, strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+    if os.environ.get("FASTRNN_CPU_GEMM") == "panel" and os.environ.get("FASTRNN_CPU_VEC") != "0":
+        # The panel GEMM runs (test_cpu_builds sets this): the fused sums round differently from xw's.
+        assert not torch.equal(got[0], want[0])
+    monkeypatch.setenv("FASTRNN_CPU_FUSE_INPUT", "0")
+    for a, b in zip(torch.ops.fastrnn.layer("lstm", *inputs, reverse), want, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -6,6 +6,7 @@
 #include "cells.h"
 #include "common.h"
 #include "cpu/lstm.h"
+#include "cpu/matmul.h"
 
 namespace fastrnn::cpu {
 namespace {
@@ -13,21 +14,22 @@ namespace {
 // forward_steps (common.h) for an LSTM with a projection: per step g = h_{t-1} @ W_hh^T (h has P columns),
 // the cells, which leave o * tanh(c) in hu, then h = hu @ W_hr^T into hs and the step's output rows.
 // On the panel team the members share the hidden units for the cells and h's P columns for the
-// projection, whose output the next step's GEMM reads whole: two barriers per step.
+// projection, whose output the next step's GEMM reads whole: two barriers per step. With `in`, g also
+// gets x_t @ W_ih^T (the panel GEMM only).
 template <typename T, typename A, typename Cell>
 void projected_forward_steps(const Schedule& sch, const A* w, const A* wr, int64_t H, int64_t P, int64_t B, T* out,
-                             const at::Tensor& h0, A* hs, const A* hu, A* g, const Cell& cell) {
+                             const at::Tensor& h0, A* hs, const A* hu, A* g, const Cell& cell, const FusedInput& in) {
   const int64_t G = 4 * H;
   if constexpr (std::is_same_v<T, float>) {
     if (const vec::PanelGemmFn panel = panel_gemm_kernel(B)) {
-      const PanelWeights recurrent(w, P, true, P, H, 4), project(wr, H, true, H, P, 1);
+      const PanelWeights recurrent(w, P, true, P, H, 4, in.w_ih, in.I), project(wr, H, true, H, P, 1);
       const at::Tensor h0c = h0.contiguous();
       const float* init = h0c.const_data_ptr<float>();
-      team(team_size(2.0 * B * (G * P + P * H), recurrent.blocks()), [&](int64_t thread, int64_t threads) {
+      team(team_size(2.0 * B * (G * (P + in.I) + P * H), recurrent.blocks()), [&](int64_t thread, int64_t threads) {
         const TeamShare units(recurrent, H, thread, threads), cols(project, P, thread, threads);
         for (int64_t s = 0; s < sch.steps(); ++s) {
           const Step st = sch.step(s);
-          gemm_prev_h(recurrent, panel, st, out, init, P, g, G, units);
+          gemm_prev_h(recurrent, panel, st, out, init, P, g, G, units, in.x, in.I);
           for (int64_t b = 0; b < st.rows; ++b) cell(st, b, units.j0, units.j1);
           team_barrier(threads);
           project.gemm(panel, st.rows, hu, H, hs, P, cols.b0, cols.b1);
@@ -39,6 +41,7 @@ void projected_forward_steps(const Schedule& sch, const A* w, const A* wr, int64
       return;
     }
   }
+  TORCH_INTERNAL_ASSERT(in.x == nullptr, "the input projection runs in the panel GEMM only");
   const StepGemm<A> recurrent(true, P, G, w, P, B), project(true, H, P, wr, H, B);  // @ W_hh^T, @ W_hr^T
   for (int64_t s = 0; s < sch.steps(); ++s) {
     const Step st = sch.step(s);
@@ -93,15 +96,19 @@ void projected_backward_steps(const Schedule& sch, const A* w, const A* wr, int6
 }
 
 // gates_in_xw: the saved gates overwrite xw's rows as the cells read them (xw is the caller's to give up).
+// With w_ih (float32 on the panel GEMM only), xw_ is the input x ([.., I]) and the steps' GEMMs add
+// x_t @ W_ih^T.
 template <typename T>
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
     const Dims& d, const Schedule& sch, const at::Tensor& xw_, const at::Tensor& w_hh,
     const std::optional<at::Tensor>& w_hr, const at::Tensor& h0, const at::Tensor& c0, bool save,
-    const std::optional<at::Tensor>& bias, bool gates_in_xw) {
+    const std::optional<at::Tensor>& bias, bool gates_in_xw, const at::Tensor& w_ih = at::Tensor()) {
   using A = acc_t<T>;
   const int64_t H = d.H, P = d.P, G = 4 * H;
-  const bool proj = w_hr.has_value();
+  const bool proj = w_hr.has_value(), fused = w_ih.defined();
+  TORCH_INTERNAL_ASSERT(!(fused && gates_in_xw));
   const at::Tensor xw = xw_.contiguous(), W = to_acc<A>(w_hh), Wr = proj ? to_acc<A>(*w_hr) : at::Tensor();
+  const at::Tensor Wih = fused ? w_ih.contiguous() : at::Tensor();
   const at::Tensor bias_acc = bias.has_value() ? to_acc<A>(*bias) : at::Tensor();
   const A* bv = bias_acc.defined() ? bias_acc.const_data_ptr<A>() : nullptr;
   at::Tensor output = empty_seq(d.seq(P), xw.options());
@@ -110,7 +117,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
   at::Tensor h = acc_copy<A>(h0), c = acc_copy<A>(c0);
   at::Tensor gh = at::empty({d.B, G}, acc_options<A>());
   at::Tensor hu = proj ? at::empty({d.B, H}, acc_options<A>()) : at::Tensor();  // o * tanh(c) before w_hr
-  const T* x = xw.const_data_ptr<T>();
+  const T* x = fused ? nullptr : xw.const_data_ptr<T>();
+  FusedInput in;
+  if constexpr (std::is_same_v<T, float>)
+    if (fused) in = {xw.const_data_ptr<float>(), Wih.const_data_ptr<float>(), w_ih.size(1)};
   const A* w = W.const_data_ptr<A>();
   T* out = output.data_ptr<T>();
   A* hs = h.data_ptr<A>();
@@ -121,7 +131,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
   // The cell of units [j0, j1) of row b of step st, after its GEMM wrote g's row b.
   auto cell = [&](const Step& st, int64_t b, int64_t j0, int64_t j1) {
     const int64_t r = st.row + b;
-    const T* xr = x + r * G;
+    const T* xr = x ? x + r * G : nullptr;
     const A* gr = g + b * G;
     T* gout = gates.row(r, b);
     T* cout = cells.row(r, b);
@@ -151,9 +161,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
     }
   };
   if (proj)
-    projected_forward_steps<T>(sch, w, Wr.const_data_ptr<A>(), H, P, d.B, out, h0, hs, hus, g, cell);
+    projected_forward_steps<T>(sch, w, Wr.const_data_ptr<A>(), H, P, d.B, out, h0, hs, hus, g, cell, in);
   else
-    forward_steps<T>(sch, w, 4, H, d.B, out, h0, hs, g, 12, cell);
+    forward_steps<T>(sch, w, 4, H, d.B, out, h0, hs, g, 12, cell, in);
   const auto dt = xw.scalar_type();
   return {output, h.to(dt), c.to(dt), gates.result(), cells.result()};
 }
@@ -254,6 +264,24 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lstm_forw
   return dispatch(kForward, "xw", xw, [&]<typename T>() {
     return forward<T>(d, sch, xw, w_hh, w_hr, h0, c0, save, bias, gates_in_xw);
   });
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lstm_layer_forward(
+    const at::Tensor& x, const at::Tensor& w_ih, const at::Tensor& w_hh, const std::optional<at::Tensor>& w_hr,
+    const at::Tensor& h0, const at::Tensor& c0, const std::optional<at::Tensor>& batch_sizes, bool reverse, bool save,
+    const std::optional<at::Tensor>& bias) {
+  std::vector<int64_t> xw_sizes = x.sizes().vec();
+  xw_sizes.back() = w_ih.size(0);
+  // xw's shape, dtype and device, for the checks, without its memory.
+  const at::Tensor xw_like = at::empty({1}, x.options()).expand(xw_sizes);
+  const Dims d = check_forward(kForward, 4, xw_like, w_hh, w_hr, std::nullopt, h0, c0, batch_sizes, bias);
+  detail::check_like(kForward, "w_ih", w_ih, x, "x", {4 * d.H, x.size(-1)});
+  if (fuse_input_projection(x.scalar_type(), d, x.size(-1), 4)) {
+    const at::Tensor bs = contiguous_sizes(batch_sizes);
+    return forward<float>(d, schedule(d, bs, reverse), x, w_hh, w_hr, h0, c0, save, bias, false, w_ih);
+  }
+  const at::Tensor xw = matmul(x.reshape({-1, x.size(-1)}), w_ih.t()).view(xw_sizes);
+  return lstm_forward(xw, w_hh, w_hr, h0, c0, batch_sizes, reverse, save, bias, true);
 }
 
 namespace {

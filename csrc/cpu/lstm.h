@@ -14,4 +14,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lstm_forw
     const at::Tensor& c0, const std::optional<at::Tensor>& batch_sizes, bool reverse, bool save,
     const std::optional<at::Tensor>& bias, bool gates_in_xw);
 
+// The same from the layer's input x ([.., I]) and w_ih ([4H, I]) on a CPU: the input projection
+// x @ W_ih^T either in the steps' GEMMs (where fuse_input_projection says so: no xw at all) or as
+// one GEMM over all steps into an xw that the saved gates then overwrite.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lstm_layer_forward(
+    const at::Tensor& x, const at::Tensor& w_ih, const at::Tensor& w_hh, const std::optional<at::Tensor>& w_hr,
+    const at::Tensor& h0, const at::Tensor& c0, const std::optional<at::Tensor>& batch_sizes, bool reverse, bool save,
+    const std::optional<at::Tensor>& bias);
+
 }  // namespace fastrnn::cpu

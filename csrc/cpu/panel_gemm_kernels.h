@@ -19,13 +19,13 @@ static_assert(kNV * PV::size() == kPanelWidth);
 constexpr bool kWide = PV::size() == 16;
 constexpr int kMaxRows = kWide ? 8 : 6, kAccumulators = kWide ? 24 : 12;
 
-// C rows [0, MR) of NP panels `stride` floats apart, over K rows of each panel: MR x NP x kNV accumulators
-// held in registers over all K. With fewer than 8 of them (a row or two), even and odd k run separate
-// chains, summed at the end: an FMA's latency is 4 cycles and two issue per cycle.
+// C rows [0, MR) of NP panels `stride` floats apart, over the K + K2 rows of each panel: MR x NP x kNV
+// accumulators held in registers over all of them. With fewer than 8 accumulators (a row or two), even
+// and odd k run separate chains, summed at the end: an FMA's latency is 4 cycles and two issue per cycle.
 template <int MR, int NP>
-__attribute__((always_inline)) inline void tile(int64_t K, const float* a, int64_t lda, const float* b,
-                                                int64_t stride, float* c, int64_t ldc, const int64_t* cols,
-                                                const int32_t* widths, bool accumulate) {
+__attribute__((always_inline)) inline void tile(const PanelA& A, int64_t m0, const float* b, int64_t stride, float* c,
+                                                int64_t ldc, const int64_t* cols, const int32_t* widths,
+                                                bool accumulate) {
   constexpr int NQ = NP * kNV, KS = MR * NQ < 8 ? 2 : 1;
   PV acc[KS][MR][NQ];
 #pragma GCC unroll 16
@@ -34,12 +34,14 @@ __attribute__((always_inline)) inline void tile(int64_t K, const float* a, int64
     for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 16
       for (int q = 0; q < NQ; ++q) acc[s][r][q] = PV(0.f);
-  auto step = [&](int64_t k, PV (&sum)[MR][NQ]) __attribute__((always_inline)) {
+  // Row k of the panels against column k of a's rows.
+  auto step = [&](const float* a, int64_t lda, const float* bk, int64_t k, PV (&sum)[MR][NQ])
+                  __attribute__((always_inline)) {
     PV bv[NQ];
 #pragma GCC unroll 16
     for (int p = 0; p < NP; ++p)
 #pragma GCC unroll 16
-      for (int v = 0; v < kNV; ++v) bv[p * kNV + v] = PV::loadu(b + p * stride + k * kPanelWidth + v * PV::size());
+      for (int v = 0; v < kNV; ++v) bv[p * kNV + v] = PV::loadu(bk + p * stride + k * kPanelWidth + v * PV::size());
 #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
       const PV av(a[r * lda + k]);
@@ -47,11 +49,15 @@ __attribute__((always_inline)) inline void tile(int64_t K, const float* a, int64
       for (int q = 0; q < NQ; ++q) sum[r][q] = at::vec::fmadd(av, bv[q], sum[r][q]);
     }
   };
-  int64_t k = 0;
-  for (; k + KS <= K; k += KS)
+  auto part = [&](const float* a, int64_t lda, int64_t K, const float* bk) __attribute__((always_inline)) {
+    int64_t k = 0;
+    for (; k + KS <= K; k += KS)
 #pragma GCC unroll 2
-    for (int s = 0; s < KS; ++s) step(k + s, acc[s]);
-  for (; k < K; ++k) step(k, acc[0]);
+      for (int s = 0; s < KS; ++s) step(a, lda, bk, k + s, acc[s]);
+    for (; k < K; ++k) step(a, lda, bk, k, acc[0]);
+  };
+  part(A.a + m0 * A.lda, A.lda, A.K, b);
+  if (A.K2 > 0) part(A.a2 + m0 * A.lda2, A.lda2, A.K2, b + A.K * kPanelWidth);
 #pragma GCC unroll 16
   for (int s = 1; s < KS; ++s)
 #pragma GCC unroll 16
@@ -76,21 +82,20 @@ __attribute__((always_inline)) inline void tile(int64_t K, const float* a, int64
   }
 }
 
-// Rows [0, M) of NP panels `stride` floats apart (K rows each), in row tiles of at most kMaxRows rows and
+// Rows [0, M) of NP panels `stride` floats apart, in row tiles of at most kMaxRows rows and
 // as even as can be (32 rows: 6, 6, 5, 5, 5, 5 rather than 6, 6, 6, 6, 6, 2, whose last tile would be
 // latency-bound).
 template <int NP>
-inline void panel_rows(int64_t M, int64_t K, const float* a, int64_t lda, const float* b, int64_t stride, float* c,
-                       int64_t ldc, const int64_t* cols, const int32_t* widths, bool accumulate) {
+inline void panel_rows(int64_t M, const PanelA& a, const float* b, int64_t stride, float* c, int64_t ldc,
+                       const int64_t* cols, const int32_t* widths, bool accumulate) {
   const int64_t tiles = (M + kMaxRows - 1) / kMaxRows;
   for (int64_t i = 0; i < tiles; ++i) {
     const int64_t m0 = M * i / tiles, rows = M * (i + 1) / tiles - m0;
-    const float* ar = a + m0 * lda;
     float* ct = c + m0 * ldc;
     switch (rows) {
 #define FASTRNN_TILE_CASE(R)                                                                            \
   case R:                                                                                               \
-    if constexpr (R <= kMaxRows) tile<R, NP>(K, ar, lda, b, stride, ct, ldc, cols, widths, accumulate); \
+    if constexpr (R <= kMaxRows) tile<R, NP>(a, m0, b, stride, ct, ldc, cols, widths, accumulate); \
     break;
       FASTRNN_TILE_CASE(1)
       FASTRNN_TILE_CASE(2)
@@ -109,30 +114,30 @@ inline void panel_rows(int64_t M, int64_t K, const float* a, int64_t lda, const 
 // Panels [p0, p1) NP at a time; each group of panels is read from memory once
 // and stays in cache while every row tile uses it.
 template <int NP>
-inline void panel_groups(int64_t M, int64_t K, const float* a, int64_t lda, const float* panels, const int64_t* cols,
-                         const int32_t* widths, int64_t p0, int64_t p1, float* c, int64_t ldc, bool accumulate) {
-  const int64_t stride = K * kPanelWidth;
+inline void panel_groups(int64_t M, const PanelA& a, const float* panels, const int64_t* cols, const int32_t* widths,
+                         int64_t p0, int64_t p1, float* c, int64_t ldc, bool accumulate) {
+  const int64_t stride = (a.K + a.K2) * kPanelWidth;
   int64_t p = p0;
   for (; p + NP <= p1; p += NP)
-    panel_rows<NP>(M, K, a, lda, panels + p * stride, stride, c, ldc, cols + p, widths + p, accumulate);
+    panel_rows<NP>(M, a, panels + p * stride, stride, c, ldc, cols + p, widths + p, accumulate);
   // The rest in smaller groups: one panel at a time would leave a single chain of FMAs per row.
   if constexpr (NP > 1)
-    if (p < p1) panel_groups<NP / 2>(M, K, a, lda, panels, cols, widths, p, p1, c, ldc, accumulate);
+    if (p < p1) panel_groups<NP / 2>(M, a, panels, cols, widths, p, p1, c, ldc, accumulate);
 }
 
 }  // namespace
 
-void panel_gemm(int64_t M, int64_t K, const float* a, int64_t lda, const float* panels, const int64_t* cols,
-                const int32_t* widths, int64_t p0, int64_t p1, float* c, int64_t ldc, bool accumulate) {
+void panel_gemm(int64_t M, const PanelA& a, const float* panels, const int64_t* cols, const int32_t* widths, int64_t p0,
+                int64_t p1, float* c, int64_t ldc, bool accumulate) {
   // Enough independent accumulators to hide the FMA latency: with few rows, several panels share a tile.
   const int64_t tiles = (M + kMaxRows - 1) / kMaxRows;
   const int64_t rows = tiles > 0 ? (M + tiles - 1) / tiles : 0;  // of the largest tile
   const int64_t np = rows > 0 ? kAccumulators / (rows * kNV) : 1;
-  if (np >= 8) panel_groups<8>(M, K, a, lda, panels, cols, widths, p0, p1, c, ldc, accumulate);
-  else if (np >= 4) panel_groups<4>(M, K, a, lda, panels, cols, widths, p0, p1, c, ldc, accumulate);
-  else if (np == 3) panel_groups<3>(M, K, a, lda, panels, cols, widths, p0, p1, c, ldc, accumulate);
-  else if (np == 2) panel_groups<2>(M, K, a, lda, panels, cols, widths, p0, p1, c, ldc, accumulate);
-  else panel_groups<1>(M, K, a, lda, panels, cols, widths, p0, p1, c, ldc, accumulate);
+  if (np >= 8) panel_groups<8>(M, a, panels, cols, widths, p0, p1, c, ldc, accumulate);
+  else if (np >= 4) panel_groups<4>(M, a, panels, cols, widths, p0, p1, c, ldc, accumulate);
+  else if (np == 3) panel_groups<3>(M, a, panels, cols, widths, p0, p1, c, ldc, accumulate);
+  else if (np == 2) panel_groups<2>(M, a, panels, cols, widths, p0, p1, c, ldc, accumulate);
+  else panel_groups<1>(M, a, panels, cols, widths, p0, p1, c, ldc, accumulate);
 }
 
 }  // namespace fastrnn::cpu::vec::FASTRNN_VEC_NS

@@ -121,15 +121,16 @@ void rnn_backward(bool relu, const T* h, const float* dh, const T* gout, float* 
   });
 }
 
-template <bool kBias, typename T>
+template <bool kX, bool kBias, typename T>
 void lstm_forward_pass(const T* x, const float* g, const float* b, int64_t H, int64_t j0, int64_t n, float* c,
                        T* gates, T* cells, T* out, float* h) {
   chunks(n, [&](int64_t k, int64_t m) __attribute__((always_inline)) {
     const int64_t j = j0 + k;
     auto pre = [&](int64_t at) __attribute__((always_inline)) {
-      const V v = load(x, at, m) + load(g, at, m);
-      if constexpr (kBias) return v + load(b, at, m);
-      else return v;
+      V v = load(g, at, m);
+      if constexpr (kX) v = v + load(x, at, m);
+      if constexpr (kBias) v = v + load(b, at, m);
+      return v;
     };
     const V i = sigmoid(pre(j));
     const V f = sigmoid(pre(H + j));
@@ -151,8 +152,10 @@ void lstm_forward_pass(const T* x, const float* g, const float* b, int64_t H, in
 template <typename T>
 void lstm_forward(const T* x, const float* g, const float* b, int64_t H, int64_t j0, int64_t n, float* c, T* gates,
                   T* cells, T* out, float* h) {
-  if (b) lstm_forward_pass<true>(x, g, b, H, j0, n, c, gates, cells, out, h);
-  else lstm_forward_pass<false>(x, g, b, H, j0, n, c, gates, cells, out, h);
+  if (x && b) lstm_forward_pass<true, true>(x, g, b, H, j0, n, c, gates, cells, out, h);
+  else if (x) lstm_forward_pass<true, false>(x, g, b, H, j0, n, c, gates, cells, out, h);
+  else if (b) lstm_forward_pass<false, true>(x, g, b, H, j0, n, c, gates, cells, out, h);
+  else lstm_forward_pass<false, false>(x, g, b, H, j0, n, c, gates, cells, out, h);
 }
 
 template <typename T>
