@@ -41,12 +41,29 @@ at::Tensor dnnl_matmul(const at::Tensor& a, const at::Tensor& b, const std::opti
   return dnnl_linear(a, b.t(), bias);
 }
 
+// a @ b (+ bias) through small_gemm (common.h) where a and b are each contiguous or a transposed contiguous
+// matrix; undefined where it does not run.
+at::Tensor small_matmul(const at::Tensor& a, const at::Tensor& b, const std::optional<at::Tensor>& bias) {
+  const int64_t M = a.size(0), K = a.size(1), N = b.size(1);
+  const bool ta = !a.is_contiguous() && a.t().is_contiguous(), tb = !b.is_contiguous() && b.t().is_contiguous();
+  if (!(ta || a.is_contiguous()) || !(tb || b.is_contiguous())) return {};
+  at::Tensor c = bias.has_value() ? bias->expand({M, N}).contiguous() : at::empty({M, N}, a.options());
+  const bool done = small_gemm(ta, tb, M, N, K, a.const_data_ptr<float>(), ta ? M : K, b.const_data_ptr<float>(),
+                               tb ? K : N, bias.has_value() ? 1.f : 0.f, c.data_ptr<float>(), N);
+  return done ? c : at::Tensor();
+}
+
 }  // namespace
 
 at::Tensor matmul(const at::Tensor& a, const at::Tensor& b, const std::optional<at::Tensor>& bias) {
   if (a.is_cpu() && a.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat &&
-      2.0 * a.size(0) * a.size(1) * b.size(1) >= kDnnlMinFlops && dnnl_gemm_is_faster())
-    if (at::Tensor y = dnnl_matmul(a, b, bias); y.defined()) return y;
+      (!bias.has_value() || bias->scalar_type() == at::kFloat)) {
+    const bool large = 2.0 * a.size(0) * a.size(1) * b.size(1) >= kDnnlMinFlops;
+    if (large && dnnl_gemm_is_faster())
+      if (at::Tensor y = dnnl_matmul(a, b, bias); y.defined()) return y;
+    if (!large)
+      if (at::Tensor y = small_matmul(a, b, bias); y.defined()) return y;
+  }
   return bias.has_value() ? at::addmm(*bias, a, b) : at::mm(a, b);
 }
 
