@@ -25,6 +25,32 @@ at::Tensor dnnl_linear(const at::Tensor& x, const at::Tensor& w, const std::opti
   return stack.back().toTensor();
 }
 
+namespace {
+
+// dst[c, r] = src[r, c] for r < rows, c < cols (leading dimensions ld_src, ld_dst): by the vector kernels'
+// in-register 16x16 transposes, on torch's threads. ATen's transposing copy (Tensor.contiguous() of a
+// transposed view, which oneDNN's linear() makes of its input) ran at 5-10 GB/s on a Zen 5 EPYC.
+void transpose_copy(const float* src, int64_t rows, int64_t cols, int64_t ld_src, float* dst, int64_t ld_dst) {
+  const auto opts = at::TensorOptions().dtype(at::kFloat);
+  if (vec::kernels() == nullptr) {  // FASTRNN_CPU_VEC=0
+    at::from_blob(dst, {cols, rows}, {ld_dst, 1}, opts).copy_(at::from_blob(const_cast<float*>(src), {rows, cols}, {ld_src, 1}, opts).t());
+    return;
+  }
+  const vec::TransposeFn transpose = vec::kernels()->transpose;
+  at::parallel_for(0, cols, std::max<int64_t>(16, 65536 / std::max<int64_t>(rows, 1)), [&](int64_t c0, int64_t c1) {
+    transpose(src + c0, ld_src, dst + c0 * ld_dst, ld_dst, int(rows), int(c1 - c0));
+  });
+}
+
+// src^T as a fresh contiguous [cols, rows] tensor.
+at::Tensor transposed_copy(const float* src, int64_t rows, int64_t cols, int64_t ld) {
+  at::Tensor dst = at::empty({cols, rows}, at::TensorOptions().dtype(at::kFloat));
+  transpose_copy(src, rows, cols, ld, dst.data_ptr<float>(), rows);
+  return dst;
+}
+
+}  // namespace
+
 // oneDNN copies (reorders) the operands it is given, into fresh buffers that page-fault at every call; over a
 // long reduction (K = a sequence's rows, as in dW = dgates^T @ h_prev: ta and not tb) they are tens of MB.
 // There K runs in chunks whose operands take at most kDnnlChunkBytes each: [6400, 2048]^T @ [6400, 512]
@@ -36,7 +62,8 @@ at::Tensor dnnl_linear(const at::Tensor& x, const at::Tensor& w, const std::opti
 // sequence-major, the reduction over their rows) runs as C^T = b^T @ a where b is the narrower operand,
 // whose copy is then the smaller. On a Zen 5 EPYC [1600, 512]^T @ [1600, 128] went from 0.84-1.03 to
 // 0.61 ms, [6400, 1024]^T @ [6400, 256] from 13 to 10 ms and [6400, 2048]^T @ [6400, 512] from 45 to
-// 39 ms; with the wider b it lost (7.4 against 11 ms for [6400, 256]^T @ [6400, 512]).
+// 39 ms; with the wider b it lost (7.4 against 11 ms for [6400, 256]^T @ [6400, 512]). That copy, and
+// the transpose of C^T, are made by transpose_copy.
 bool dnnl_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, const float* b,
                int64_t ldb, float beta, float* c, int64_t ldc) {
   if (M <= 0 || N <= 0 || K <= 0) return false;
@@ -54,14 +81,17 @@ bool dnnl_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* a
     const float* ak = ta ? a + k0 * lda : a + k0;  // columns [k0, k0 + k) of op(a), rows of op(b)
     const float* bk = tb ? b + k0 : b + k0 * ldb;
     // op(a) [M,k] and op(b) [k,N]: linear(op(a), op(b)^T) = op(a) @ op(b), linear(op(b)^T, op(a)) its transpose.
-    const at::Tensor y = transposed ? dnnl_linear(view(bk, k, N, ldb, tb).t(), view(ak, M, k, lda, ta), std::nullopt)
-                                    : dnnl_linear(view(ak, M, k, lda, ta), view(bk, k, N, ldb, tb).t(), std::nullopt);
+    // A weight gradient's x is a transposed view, copied here (transposed) rather than by oneDNN.
+    const at::Tensor y = transposed  ? dnnl_linear(transposed_copy(bk, k, N, ldb), view(ak, M, k, lda, ta), std::nullopt)
+                         : weight_grad ? dnnl_linear(transposed_copy(ak, k, M, lda), view(bk, k, N, ldb, tb).t(), std::nullopt)
+                                       : dnnl_linear(view(ak, M, k, lda, ta), view(bk, k, N, ldb, tb).t(), std::nullopt);
     if (!y.defined()) return false;  // oneDNN is off: then already for the first chunk, C untouched
     sum = sum.defined() ? sum.add_(y) : y;
   }
   const at::Tensor product = transposed ? sum.t() : sum;
   at::Tensor C = at::from_blob(c, {M, N}, {ldc, 1}, opts);
-  if (beta == 0.f) C.copy_(product);
+  if (beta == 0.f && transposed) transpose_copy(sum.const_data_ptr<float>(), N, M, M, c, ldc);
+  else if (beta == 0.f) C.copy_(product);
   else if (beta == 1.f) C.add_(product);
   else C.mul_(beta).add_(product);
   return true;
