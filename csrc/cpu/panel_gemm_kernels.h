@@ -120,9 +120,10 @@ inline void panel_groups(int64_t M, const PanelA& a, const float* panels, const 
   int64_t p = p0;
   for (; p + NP <= p1; p += NP)
     panel_rows<NP>(M, a, panels + p * stride, stride, c, ldc, cols + p, widths + p, accumulate);
-  // The rest in smaller groups: one panel at a time would leave a single chain of FMAs per row.
+  // The rest in smaller groups: one panel at a time would leave a single chain of FMAs per row, and reads a
+  // broadcast of a per FMA (two panels left by groups of 3 go together).
   if constexpr (NP > 1)
-    if (p < p1) panel_groups<NP / 2>(M, a, panels, cols, widths, p, p1, c, ldc, accumulate);
+    if (p < p1) panel_groups<NP == 3 ? 2 : NP / 2>(M, a, panels, cols, widths, p, p1, c, ldc, accumulate);
 }
 
 }  // namespace
