@@ -201,9 +201,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
   A* hus = proj ? hu.data_ptr<A>() : nullptr;
   A* dhus = proj ? dhu.data_ptr<A>() : nullptr;
   const vec::Kernels<T>* vk = vec_kernels<T>();
-  // The vectorized pass reads dh_t whole: without a projection it is formed first in dh_sum.
-  at::Tensor dh_sum = (vk && !proj) ? at::empty({d.B, H}, ao) : at::Tensor();
-  A* dsum = dh_sum.defined() ? dh_sum.data_ptr<A>() : nullptr;
   // The cell's backward for units [j0, j1) of row b of step st (dh_t complete for them).
   auto cell = [&](const Step& st, int64_t b, int64_t j0, int64_t j1) {
     const int64_t r = st.row + b;
@@ -212,11 +209,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
     A* dgr = dg + r * G;
     if constexpr (kVectorized<T>) {
       if (vk) {
-        const A* dht = proj ? dhus + b * H : dsum + b * H;
-        if (!proj)
-          for (int64_t j = j0; j < j1; ++j) dsum[b * H + j] = dhs[b * H + j] + go[r * H + j];
-        vk->lstm_backward(gr, c_prev, cs + r * H, H, j0, j1 - j0, dht, dcs + b * H, dgr,
-                           proj ? hus + r * H : nullptr);
+        // dh_t: with a projection dhu (which holds the output's gradient), else the state's dh + the output's.
+        vk->lstm_backward(gr, c_prev, cs + r * H, H, j0, j1 - j0, proj ? dhus + b * H : dhs + b * H,
+                           proj ? nullptr : go + r * H, dcs + b * H, dgr, proj ? hus + r * H : nullptr);
         return;
       }
     }

@@ -158,14 +158,16 @@ void lstm_forward(const T* x, const float* g, const float* b, int64_t H, int64_t
   else lstm_forward_pass<false, false>(x, g, b, H, j0, n, c, gates, cells, out, h);
 }
 
-template <typename T>
-void lstm_backward(const T* gates, const T* c_prev, const T* cells, int64_t H, int64_t j0, int64_t n,
-                   const float* dh, float* dc, float* dgates, float* hu) {
+template <bool kOut, typename T>
+void lstm_backward_pass(const T* gates, const T* c_prev, const T* cells, int64_t H, int64_t j0, int64_t n,
+                        const float* dh, const T* gout, float* dc, float* dgates, float* hu) {
   const V one(1.f);
   chunks(n, [&](int64_t k, int64_t m) __attribute__((always_inline)) {
     const int64_t j = j0 + k;
+    V d = load(dh, j, m);
+    if constexpr (kOut) d = d + load(gout, j, m);
     const V i = load(gates, j, m), f = load(gates, H + j, m), g = load(gates, 2 * H + j, m),
-            o = load(gates, 3 * H + j, m), c = load(cells, j, m), d = load(dh, j, m);
+            o = load(gates, 3 * H + j, m), c = load(cells, j, m);
     const V tc = tanh(c);
     const V dct = load(dc, j, m) + d * o * (one - tc * tc);
     store(dct * g * i * (one - i), dgates, j, m);
@@ -175,6 +177,13 @@ void lstm_backward(const T* gates, const T* c_prev, const T* cells, int64_t H, i
     store(dct * f, dc, j, m);
     if (hu) store(o * tc, hu, j, m);
   });
+}
+
+template <typename T>
+void lstm_backward(const T* gates, const T* c_prev, const T* cells, int64_t H, int64_t j0, int64_t n,
+                   const float* dh, const T* gout, float* dc, float* dgates, float* hu) {
+  if (gout) lstm_backward_pass<true>(gates, c_prev, cells, H, j0, n, dh, gout, dc, dgates, hu);
+  else lstm_backward_pass<false>(gates, c_prev, cells, H, j0, n, dh, gout, dc, dgates, hu);
 }
 
 template <typename T>
