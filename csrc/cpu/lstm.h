@@ -22,4 +22,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lstm_laye
     const at::Tensor& h0, const at::Tensor& c0, const std::optional<at::Tensor>& batch_sizes, bool reverse, bool save,
     const std::optional<at::Tensor>& bias);
 
+// fastrnn::lstm_backward's CPU kernel: (grad_xw, grad_w_hh, grad_w_hr, grad_h0, grad_c0), and with bias_grad the
+// sum of grad_xw's rows (the gradient of the bias xw holds) where the time loop adds it up as it goes, else
+// undefined (lstm.cpp says where).
+using LstmGrads = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+LstmGrads lstm_backward(const at::Tensor& grad_output, const at::Tensor& grad_h_n, const at::Tensor& grad_c_n,
+                        const at::Tensor& w_hh, const std::optional<at::Tensor>& w_hr, const at::Tensor& h0,
+                        const at::Tensor& c0, const at::Tensor& output, const at::Tensor& gates, const at::Tensor& cells,
+                        const std::optional<at::Tensor>& batch_sizes, bool reverse, bool bias_grad);
+
 }  // namespace fastrnn::cpu
