@@ -469,29 +469,60 @@ struct FusedInput {
   int64_t I = 0;
 };
 
+// bfloat16 on the panel GEMM: every step's h_t in float, which the cells write instead of the running state
+// and the next step's GEMM reads (forward_steps), as MKL's steps read the running state: h is rounded to
+// bfloat16 in the output only. Empty (data() null) for float32, whose output rows are float, and where the
+// steps run on MKL.
+template <typename T>
+class FloatSteps {
+ public:
+  FloatSteps(const Dims& d, int64_t H, bool vectorized) : H_(H) {
+    if constexpr (std::is_same_v<T, c10::BFloat16>)
+      if (vectorized && panel_gemm_kernel(d.B)) buffer_ = empty_seq({d.N, H}, acc_options<float>());
+  }
+  float* data() const { return buffer_.defined() ? buffer_.data_ptr<float>() : nullptr; }
+  // h_n into hs ([B, H]): each row's h_t of the last step that has the row.
+  template <typename A>
+  void last_into(const Schedule& sch, int64_t B, A* hs) const {
+    const float* seq = data();
+    for (int64_t s = sch.steps() - 1, done = 0; s >= 0 && done < B; --s) {
+      const Step st = sch.step(s);
+      for (; done < st.rows; ++done) std::copy_n(seq + (st.row + done) * H_, H_, hs + done * H_);
+    }
+  }
+
+ private:
+  at::Tensor buffer_;
+  int64_t H_;
+};
+
 // The forward time loop of a cell without projection: per step g = h_{t-1} @ W_hh^T (w: W_hh, [gates * H, H])
 // and then cell(st, b, j0, j1) for units [j0, j1) of every row b of the step.
-// - On the panel GEMM (float32 storage, where panel_gemm_kernel gives one), a team of threads shares the
+// - On the panel GEMM (float accumulation, where panel_gemm_kernel gives one), a team of threads shares the
 //   unit blocks: each member computes its units' columns of g and runs their cell. It reads h_{t-1} from
-//   the previous step's rows of `out` (or h0), which no member writes again, so the members meet once per
-//   step, after their cells.
+//   the previous step's rows of every step's h_t in float (`out` in float32, else `hseq`, which the cells
+//   then write instead of hs) or h0, which no member writes again, so the members meet once per step,
+//   after their cells. Without float rows (bfloat16 storage and no hseq) the loop runs on MKL.
 //   With `in`, g also gets x_t @ W_ih^T (the panel GEMM only: the caller checks panel_gemm_kernel).
 // - Otherwise each step runs one StepGemm (MKL) on the running state hs, then the cell over for_units.
 template <typename T, typename A, typename Cell>
 void forward_steps(const Schedule& sch, const A* w, int64_t gates, int64_t H, int64_t B, const T* out,
                    const at::Tensor& h0, const A* hs, A* g, int64_t cost_per_unit, const Cell& cell,
-                   const FusedInput& in = {}) {
+                   const FusedInput& in = {}, const float* hseq = nullptr) {
   const int64_t G = gates * H;
-  if constexpr (std::is_same_v<T, float>) {
-    if (const vec::PanelGemmFn panel = panel_gemm_kernel(B)) {
+  if constexpr (std::is_same_v<A, float>) {
+    const float* seq = nullptr;
+    if constexpr (std::is_same_v<T, float>) seq = out;
+    else seq = hseq;
+    if (const vec::PanelGemmFn panel = seq ? panel_gemm_kernel(B) : nullptr) {
       const PanelWeights recurrent(w, H, true, H, H, gates, in.w_ih, in.I);
-      const at::Tensor h0c = h0.contiguous();
+      const at::Tensor h0c = h0.to(at::kFloat).contiguous();
       const float* init = h0c.const_data_ptr<float>();
       team(team_size(2.0 * B * G * (H + in.I), recurrent.blocks()), [&](int64_t thread, int64_t threads) {
         const TeamShare my(recurrent, H, thread, threads);
         for (int64_t s = 0; s < sch.steps(); ++s) {
           const Step st = sch.step(s);
-          gemm_prev_h(recurrent, panel, st, out, init, H, g, G, my, in.x, in.I);
+          gemm_prev_h(recurrent, panel, st, seq, init, H, g, G, my, in.x, in.I);
           for (int64_t b = 0; b < st.rows; ++b) cell(st, b, my.j0, my.j1);
           team_barrier(threads);
         }
@@ -499,7 +530,7 @@ void forward_steps(const Schedule& sch, const A* w, int64_t gates, int64_t H, in
       return;
     }
   }
-  TORCH_INTERNAL_ASSERT(in.x == nullptr, "the input projection runs in the panel GEMM only");
+  TORCH_INTERNAL_ASSERT(in.x == nullptr && hseq == nullptr, "the input projection and hseq are the panel GEMM's");
   const StepGemm<A> recurrent(true, H, G, w, H, B);  // h @ W_hh^T
   for (int64_t s = 0; s < sch.steps(); ++s) {
     const Step st = sch.step(s);

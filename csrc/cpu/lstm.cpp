@@ -128,6 +128,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
   A* g = gh.data_ptr<A>();
   A* hus = proj ? hu.data_ptr<A>() : nullptr;
   const vec::Kernels<T>* vk = vec_kernels<T>();
+  const FloatSteps<T> hseq(d, H, vk && !proj);
+  float* hsq = hseq.data();
   // The cell of units [j0, j1) of row b of step st, after its GEMM wrote g's row b.
   auto cell = [&](const Step& st, int64_t b, int64_t j0, int64_t j1) {
     const int64_t r = st.row + b;
@@ -138,7 +140,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
     if constexpr (kVectorized<T>) {
       if (vk) {
         vk->lstm_forward(xr, gr, bv, H, j0, j1 - j0, csa + b * H, gout, cout, proj ? nullptr : out + r * H,
-                          proj ? hus + b * H : hs + b * H);
+                          proj ? hus + b * H : hsq ? hsq + r * H : hs + b * H);
         return;
       }
     }
@@ -163,7 +165,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
   if (proj)
     projected_forward_steps<T>(sch, w, Wr.const_data_ptr<A>(), H, P, d.B, out, h0, hs, hus, g, cell, in);
   else
-    forward_steps<T>(sch, w, 4, H, d.B, out, h0, hs, g, 12, cell, in);
+    forward_steps<T>(sch, w, 4, H, d.B, out, h0, hs, g, 12, cell, in, hsq);
+  if (hsq) hseq.last_into(sch, d.B, hs);
   const auto dt = xw.scalar_type();
   return {output, h.to(dt), c.to(dt), gates.result(), cells.result()};
 }

@@ -22,13 +22,16 @@ std::tuple<at::Tensor, at::Tensor> forward(const Dims& d, const Schedule& sch, c
   A* hs = h.data_ptr<A>();
   A* g = gh.data_ptr<A>();
   const vec::Kernels<T>* vk = vec_kernels<T>();
+  const FloatSteps<T> hseq(d, H, vk != nullptr);
+  float* hsq = hseq.data();
   // The cell of units [j0, j1) of row b of step st, after its GEMM wrote g's row b.
   auto cell = [&](const Step& st, int64_t b, int64_t j0, int64_t j1) {
     const T* xr = x + (st.row + b) * H;
     T* o = out + (st.row + b) * H;
     if constexpr (kVectorized<T>) {
       if (vk) {
-        vk->rnn_forward(std::is_same_v<Cell, ReluCell>, xr + j0, g + b * H + j0, o + j0, hs + b * H + j0, j1 - j0);
+        A* hr = hsq ? hsq + (st.row + b) * H : hs + b * H;
+        vk->rnn_forward(std::is_same_v<Cell, ReluCell>, xr + j0, g + b * H + j0, o + j0, hr + j0, j1 - j0);
         return;
       }
     }
@@ -38,7 +41,8 @@ std::tuple<at::Tensor, at::Tensor> forward(const Dims& d, const Schedule& sch, c
       hs[b * H + j] = v;
     }
   };
-  forward_steps<T>(sch, w, 1, H, d.B, out, h0, hs, g, 4, cell);
+  forward_steps<T>(sch, w, 1, H, d.B, out, h0, hs, g, 4, cell, {}, hsq);
+  if (hsq) hseq.last_into(sch, d.B, hs);
   return {output, h.to(xw.scalar_type())};
 }
 
