@@ -21,6 +21,7 @@ from .autograd import LayerFunction, fused_layer, reference_layer
 from .backends import Backend, ops_for, select
 
 _GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+_NAMES = {"rnn_tanh": "RNN", "rnn_relu": "RNN", "lstm": "LSTM", "gru": "GRU"}
 
 
 def _autocast_dtype(x: Tensor) -> torch.dtype | None:
@@ -102,7 +103,8 @@ def _check_state(name: str, h: Tensor, expected: tuple[int, ...], x: Tensor, che
         raise RuntimeError(f"Expected {name} size {expected}, got {list(h.shape)}")
     # The batch of packed input is data (batch_sizes[0]), an unbacked size under torch.compile, where
     # Python cannot branch on it: torch._check makes the comparison a runtime assert of the graph.
-    torch._check(h.shape[1] == batch, lambda: f"Expected {name} to have the input's batch size in dimension 1")
+    if tracing:
+        torch._check(h.shape[1] == batch, lambda: f"Expected {name} to have the input's batch size in dimension 1")
     if h.device != x.device:
         raise RuntimeError(f"{name} is on {h.device} but input is on {x.device}")
     if check_dtype and h.dtype != x.dtype:
@@ -115,7 +117,9 @@ def _stack(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weights: Sequenc
     """Layers x directions over time-major (or packed) x; returns (output, h_n, c_n or None)."""
     h_n, c_n = [], []
     states = (h0,) if c0 is None else (h0, c0)
-    grad = torch.is_grad_enabled() and any(t.requires_grad for t in (x, *states, *weights))
+    cpp_op = backend is Backend.CPU and not torch.compiler.is_compiling()  # its C++ node decides itself
+    grad = (backend is not Backend.TORCH and not cpp_op and torch.is_grad_enabled()
+            and any(t.requires_grad for t in (x, *states, *weights)))
     for layer in range(num_layers):
         if layer and dropout and training:
             x = F.dropout(x, dropout, training=True)
@@ -125,7 +129,7 @@ def _stack(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weights: Sequenc
             args = (*_layer(weights, idx, bias, proj), h0[idx], None if c0 is None else c0[idx], batch_sizes, d == 1)
             if backend is Backend.TORCH:
                 res = reference_layer(mode, x, *args)[:3 if mode == "lstm" else 2]
-            elif backend is Backend.CPU and not torch.compiler.is_compiling():
+            elif cpp_op:
                 res = torch.ops.fastrnn.layer(mode, x, *args)  # LayerFunction's node in C++ (or its forward alone)
             elif grad:
                 res = LayerFunction.apply(mode, backend.value, x, *args)
@@ -154,7 +158,7 @@ def _forward(mode: str, input, hx, weights: Sequence[Tensor], bias: bool, num_la
     hidden = w_hh0.shape[0] // _GATES[mode]
     out_size = w_hh0.shape[1]
     input_size = weights[0].shape[1]
-    name = {"rnn_tanh": "RNN", "rnn_relu": "RNN", "lstm": "LSTM", "gru": "GRU"}[mode]
+    name = _NAMES[mode]
 
     packed = isinstance(input, PackedSequence)
     if packed:
@@ -209,7 +213,7 @@ def _forward(mode: str, input, hx, weights: Sequence[Tensor], bias: bool, num_la
             _check_state(label, h, (num_layers * num_dirs, batch, size), x, check_dtype=autocast is None)
         if sorted_indices is not None:
             hx = tuple(h.index_select(1, sorted_indices) for h in hx)
-        hx = tuple(h.to(compute).contiguous() for h in hx)
+        hx = tuple(h if h.dtype == compute and h.is_contiguous() else h.to(compute).contiguous() for h in hx)
     h0, c0 = hx[0], (hx[1] if mode == "lstm" else None)
 
     chosen = _select(x, backend) if x.shape[:-1].numel() else Backend.TORCH  # an empty batch has nothing to fuse
