@@ -232,8 +232,54 @@ namespace fastrnn::cpu::vec::FASTRNN_VEC_NS {
 template <typename T>
 inline constexpr Kernels<T> typed = {rnn_forward<T>, rnn_backward<T>, lstm_forward<T>, lstm_backward<T>,
                                      gru_forward<T>, gru_backward<T>};
+#if defined(CPU_CAPABILITY_AVX512)
+// A full 16x16 block, unrolled so that it stays in registers: ATen's transpose_mxn_16x16 (the same
+// unpack/shuffle network) takes its sizes at run time, and its loops over them kept the block on the
+// stack; it took 30% of an LSTM step at T=1, B=1, I=H=64, packing the weights.
+inline void transpose16(const float* src, int64_t ld_src, float* dst, int64_t ld_dst) {
+  __m512 r[16], t[16];
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * ld_src);
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) {  // 32-bit elements of row pairs
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  auto lo64 = [](__m512 a, __m512 b) { return _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b))); };
+  auto hi64 = [](__m512 a, __m512 b) { return _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b))); };
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {  // 64-bit pairs of row quads
+    r[4 * i] = lo64(t[4 * i], t[4 * i + 2]);
+    r[4 * i + 1] = hi64(t[4 * i], t[4 * i + 2]);
+    r[4 * i + 2] = lo64(t[4 * i + 1], t[4 * i + 3]);
+    r[4 * i + 3] = hi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+#pragma GCC unroll 2
+  for (int i = 0; i < 2; ++i)  // 128-bit lanes of row octets
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      t[8 * i + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + j + 4], 0x88);
+      t[8 * i + j + 4] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + j + 4], 0xdd);
+    }
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) {
+    _mm512_storeu_ps(dst + i * ld_dst, _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88));
+    _mm512_storeu_ps(dst + (i + 8) * ld_dst, _mm512_shuffle_f32x4(t[i], t[8 + i], 0xdd));
+  }
+}
+#endif
+
 inline void transpose(const float* src, int64_t ld_src, float* dst, int64_t ld_dst, int M, int N) {
-  at::vec::transpose_mxn<float>(src, ld_src, dst, ld_dst, M, N);  // 16x16 blocks in registers on AVX-512
+#if defined(CPU_CAPABILITY_AVX512)
+  const int M16 = M / 16 * 16, N16 = N / 16 * 16;
+  for (int i = 0; i < M16; i += 16)
+    for (int j = 0; j < N16; j += 16) transpose16(src + i * ld_src + j, ld_src, dst + j * ld_dst + i, ld_dst);
+  // The rest: the columns right of the full blocks, then the rows below them.
+  if (N16 < N && M16 > 0) at::vec::transpose_mxn<float>(src + N16, ld_src, dst + N16 * ld_dst, ld_dst, M16, N - N16);
+  if (M16 < M) at::vec::transpose_mxn<float>(src + M16 * ld_src, ld_src, dst + M16, ld_dst, M - M16, N);
+#else
+  at::vec::transpose_mxn<float>(src, ld_src, dst, ld_dst, M, N);
+#endif
 }
 inline constexpr KernelSet table = {typed<float>, typed<c10::BFloat16>, panel_gemm, transpose};
 }  // namespace fastrnn::cpu::vec::FASTRNN_VEC_NS
