@@ -280,47 +280,67 @@ inline vec::PanelGemmFn panel_gemm_kernel(int64_t max_rows) {
 // units, each block holding its units' columns of every gate (gate k of unit j is column k * H + j).
 // The last block's panels are zero-padded. With an input weight w_ih ([gates * H, I]) too, B is
 // [W_ih^T; W_hh^T] ([I + K, gates * H]): a step's GEMM then adds x_t @ W_ih^T (see gemm_prev_h).
+// A row-major w of one gate whose panels are all full is read in place (PanelB), not copied. Packing
+// happens at construction, or with deferred by each user of the panels, for its blocks (pack): then a
+// thread packs only what it reads, so no cache line moves between cores.
 class PanelWeights {
  public:
   PanelWeights(const float* w, int64_t ldw, bool trans, int64_t K, int64_t H, int64_t gates,
-               const float* w_ih = nullptr, int64_t I = 0)
-      : I_(w_ih ? I : 0), K_(K), gates_(gates), blocks_((H + vec::kPanelWidth - 1) / vec::kPanelWidth) {
-    const int64_t panels = blocks_ * gates, rows = I_ + K;
+               const float* w_ih = nullptr, int64_t I = 0, bool deferred = false)
+      : w_(w),
+        w_ih_(w_ih),
+        ldw_(ldw),
+        trans_(trans),
+        I_(w_ih ? I : 0),
+        K_(K),
+        gates_(gates),
+        blocks_((H + vec::kPanelWidth - 1) / vec::kPanelWidth),
+        in_place_(!trans && gates == 1 && I_ == 0 && H % vec::kPanelWidth == 0) {
+    const int64_t panels = blocks_ * gates;
     constexpr int64_t PW = vec::kPanelWidth;
-    data_ = at::empty({panels * rows * PW}, acc_options<float>());
     cols_.resize(panels);
     widths_.resize(panels);
-    float* dst = data_.data_ptr<float>();
-    // Panels exist only where panel_gemm_kernel gave a kernel, so this CPU has a kernel set.
-    const vec::TransposeFn transpose = vec::kernels()->transpose;
     for (int64_t p = 0; p < panels; ++p) {
       const int64_t j0 = (p / gates) * PW;
       cols_[p] = (p % gates) * H + j0;
       widths_[p] = int32_t(std::min(PW, H - j0));
     }
+    if (in_place_) return;
+    data_ = at::empty({panels * (I_ + K) * PW}, acc_options<float>());
+    if (deferred) return;
     // Small weights are packed on the calling thread: forking a team costs more than the copy.
-    at::parallel_for(0, panels, std::max<int64_t>(1, 32768 / std::max<int64_t>(rows * PW, 1)), [&](int64_t lo, int64_t hi) {
-      for (int64_t p = lo; p < hi; ++p) {
-        float* panel = dst + p * rows * PW;
-        const int64_t width = widths_[p];
-        if (width < PW) std::fill(panel, panel + rows * PW, 0.f);
-        // Column n of the panel's first I rows is row cols[p] + n of w_ih.
-        if (I_ > 0) transpose(w_ih + cols_[p] * I_, I_, panel, PW, int(width), int(I_));
-        float* recurrent = panel + I_ * PW;
-        if (trans) {  // column n is row cols[p] + n of w
-          transpose(w + cols_[p] * ldw, ldw, recurrent, PW, int(width), int(K));
-        } else {  // row k is part of row k of w
-          for (int64_t k = 0; k < K; ++k) std::copy_n(w + k * ldw + cols_[p], width, recurrent + k * PW);
-        }
-      }
-    });
+    at::parallel_for(0, blocks_, std::max<int64_t>(1, 32768 / std::max<int64_t>(gates * (I_ + K) * PW, 1)),
+                     [&](int64_t lo, int64_t hi) { pack(lo, hi); });
   }
   int64_t blocks() const { return blocks_; }
-  // C[m, the columns of unit blocks [b0, b1)] (+)= a[m, :] @ B for m < M (weights without w_ih).
+  // Packs the panels of unit blocks [b0, b1) (a no-op for weights read in place).
+  void pack(int64_t b0, int64_t b1) {
+    if (in_place_) return;
+    constexpr int64_t PW = vec::kPanelWidth;
+    const int64_t rows = I_ + K_;
+    float* dst = data_.data_ptr<float>();
+    // Panels exist only where panel_gemm_kernel gave a kernel, so this CPU has a kernel set.
+    const vec::TransposeFn transpose = vec::kernels()->transpose;
+    for (int64_t p = b0 * gates_; p < b1 * gates_; ++p) {
+      float* panel = dst + p * rows * PW;
+      const int64_t width = widths_[p];
+      if (width < PW) std::fill(panel, panel + rows * PW, 0.f);
+      // Column n of the panel's first I rows is row cols[p] + n of w_ih.
+      if (I_ > 0) transpose(w_ih_ + cols_[p] * I_, I_, panel, PW, int(width), int(I_));
+      float* recurrent = panel + I_ * PW;
+      if (trans_) {  // column n is row cols[p] + n of w
+        transpose(w_ + cols_[p] * ldw_, ldw_, recurrent, PW, int(width), int(K_));
+      } else {  // row k is part of row k of w
+        for (int64_t k = 0; k < K_; ++k) std::copy_n(w_ + k * ldw_ + cols_[p], width, recurrent + k * PW);
+      }
+    }
+  }
+  // C[m, the columns of unit blocks [b0, b1)] (+)= A @ B for m < M (weights without w_ih): A[m, k] at
+  // a[m * lda + k], or at a[m + k * lda] with ta (a transposed).
   void gemm(vec::PanelGemmFn fn, int64_t M, const float* a, int64_t lda, float* c, int64_t ldc, int64_t b0,
-            int64_t b1, bool accumulate = false) const {
+            int64_t b1, bool accumulate = false, bool ta = false) const {
     TORCH_INTERNAL_ASSERT(I_ == 0);
-    run(fn, M, vec::PanelA{a, lda, K_}, c, ldc, b0, b1, accumulate);
+    run(fn, M, ta ? vec::PanelA{a, 1, K_, nullptr, 0, 0, lda} : vec::PanelA{a, lda, K_}, c, ldc, b0, b1, accumulate);
   }
   // The same for [x, a] @ [W_ih^T; B] (weights with w_ih): x's rows hold the I inputs.
   void gemm(vec::PanelGemmFn fn, int64_t M, const float* x, int64_t ldx, const float* a, int64_t lda, float* c,
@@ -333,11 +353,18 @@ class PanelWeights {
  private:
   void run(vec::PanelGemmFn fn, int64_t M, const vec::PanelA& a, float* c, int64_t ldc, int64_t b0, int64_t b1,
            bool accumulate) const {
-    if (M > 0 && b1 > b0)
-      fn(M, a, data_.const_data_ptr<float>(), cols_.data(), widths_.data(), b0 * gates_, b1 * gates_, c, ldc,
-         accumulate);
+    constexpr int64_t PW = vec::kPanelWidth;
+    const vec::PanelB b = in_place_ ? vec::PanelB{w_, PW, ldw_, cols_.data(), widths_.data()}
+                                    : vec::PanelB{data_.const_data_ptr<float>(), (I_ + K_) * PW, PW, cols_.data(),
+                                                  widths_.data()};
+    if (M > 0 && b1 > b0) fn(M, a, b, b0 * gates_, b1 * gates_, c, ldc, accumulate);
   }
+  const float* w_;
+  const float* w_ih_;
+  int64_t ldw_;
+  bool trans_;
   int64_t I_, K_, gates_, blocks_;
+  bool in_place_;
   at::Tensor data_;
   std::vector<int64_t> cols_;
   std::vector<int32_t> widths_;
@@ -387,26 +414,24 @@ struct TeamShare {
 };
 
 // Products below oneDNN's threshold (kDnnlMinFlops) on the AVX-512 panel GEMM where panel_gemm_kernel gives it
-// (not on Intel CPUs, whose MKL runs AVX-512 kernels): op(b) packed into panels at each call, op(a) transposed
-// first when ta, a thread per MFLOP. MKL runs AVX2 kernels on AMD CPUs. On 2 Zen 5 cores the LSTM at T=50,
-// B=1, I=H=64, whose fwd+bwd has four products of 1.6 MFLOP, went from 198-214 to 184-191 us, and at B=4 from
-// 332 to 289 us; the AVX2 panel kernel lost to MKL there (227 -> 243 us and 418 -> 427 us).
+// (not on Intel CPUs, whose MKL runs AVX-512 kernels), a thread per MFLOP. MKL runs AVX2 kernels on AMD CPUs.
+// On 2 Zen 5 cores the LSTM at T=50, B=1, I=H=64, whose fwd+bwd has four products of 1.6 MFLOP, went from
+// 198-214 to 184-191 us, and at B=4 from 332 to 289 us; the AVX2 panel kernel lost to MKL there (227 -> 243 us
+// and 418 -> 427 us). op(a) is read in place (PanelA), and so is op(b) where PanelWeights can, else each thread
+// packs its own panels: packed on the calling thread, then read by the other core, op(b) had taken 17 us of the
+// four products' 70 against 8 of 78 on one thread; op(a)'s transpose 10 us. The op's fwd+bwd there (2 cores of
+// an AMD EPYC with AVX-512, runs of base and new alternated): median 335 -> 281 us, fastest 298 -> 250 us.
 // beta must be 0 or 1 (else false).
 inline bool small_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, const float* b,
                        int64_t ldb, float beta, float* c, int64_t ldc) {
   const vec::PanelGemmFn fn = panel_gemm_kernel(M);
   if (fn == nullptr || vec::kernels() != vec::avx512_kernels() || (beta != 0.f && beta != 1.f) || K == 0) return false;
-  const PanelWeights w(b, ldb, tb, K, N, 1);
-  at::Tensor a_t;  // op(a) = a^T, [M, K]
-  if (ta) {
-    a_t = at::empty({M, K}, acc_options<float>());
-    vec::kernels()->transpose(a, lda, a_t.data_ptr<float>(), K, int(K), int(M));
-    a = a_t.const_data_ptr<float>();
-    lda = K;
-  }
+  PanelWeights w(b, ldb, tb, K, N, 1, nullptr, 0, true);
   const int64_t threads = std::min({int64_t(2.0 * M * N * K / 1e6) + 1, int64_t(at::get_num_threads()), w.blocks()});
   team(threads, [&](int64_t thread, int64_t n) {
-    w.gemm(fn, M, a, lda, c, ldc, w.blocks() * thread / n, w.blocks() * (thread + 1) / n, beta == 1.f);
+    const int64_t b0 = w.blocks() * thread / n, b1 = w.blocks() * (thread + 1) / n;
+    w.pack(b0, b1);
+    w.gemm(fn, M, a, lda, c, ldc, b0, b1, beta == 1.f, ta);
   });
   return true;
 }

@@ -19,13 +19,14 @@ static_assert(kNV * PV::size() == kPanelWidth);
 constexpr bool kWide = PV::size() == 16;
 constexpr int kMaxRows = kWide ? 8 : 6, kAccumulators = kWide ? 24 : 12;
 
-// C rows [0, MR) of NP panels `stride` floats apart, over the K + K2 rows of each panel: MR x NP x kNV
+// C rows [0, MR) of the NP panels from B's panel p0, over the K + K2 rows of each panel: MR x NP x kNV
 // accumulators held in registers over all of them. With fewer than 8 accumulators (a row or two), even
 // and odd k run separate chains, summed at the end: an FMA's latency is 4 cycles and two issue per cycle.
 template <int MR, int NP>
-__attribute__((always_inline)) inline void tile(const PanelA& A, int64_t m0, const float* b, int64_t stride, float* c,
-                                                int64_t ldc, const int64_t* cols, const int32_t* widths,
-                                                bool accumulate) {
+__attribute__((always_inline)) inline void tile(const PanelA& A, int64_t m0, const PanelB& B, int64_t p0, float* c,
+                                                int64_t ldc, bool accumulate) {
+  const float* b = B.data + p0 * B.stride;
+  const int64_t stride = B.stride, ld = B.ld;
   constexpr int NQ = NP * kNV, KS = MR * NQ < 8 ? 2 : 1;
   PV acc[KS][MR][NQ];
 #pragma GCC unroll 16
@@ -34,30 +35,29 @@ __attribute__((always_inline)) inline void tile(const PanelA& A, int64_t m0, con
     for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 16
       for (int q = 0; q < NQ; ++q) acc[s][r][q] = PV(0.f);
-  // Row k of the panels against column k of a's rows.
-  auto step = [&](const float* a, int64_t lda, const float* bk, int64_t k, PV (&sum)[MR][NQ])
-                  __attribute__((always_inline)) {
+  // A row of the panels (bk) against a column of A (ak, its rows lda apart).
+  auto step = [&](const float* ak, int64_t lda, const float* bk, PV (&sum)[MR][NQ]) __attribute__((always_inline)) {
     PV bv[NQ];
 #pragma GCC unroll 16
     for (int p = 0; p < NP; ++p)
 #pragma GCC unroll 16
-      for (int v = 0; v < kNV; ++v) bv[p * kNV + v] = PV::loadu(bk + p * stride + k * kPanelWidth + v * PV::size());
+      for (int v = 0; v < kNV; ++v) bv[p * kNV + v] = PV::loadu(bk + p * stride + v * PV::size());
 #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
-      const PV av(a[r * lda + k]);
+      const PV av(ak[r * lda]);
 #pragma GCC unroll 16
       for (int q = 0; q < NQ; ++q) sum[r][q] = at::vec::fmadd(av, bv[q], sum[r][q]);
     }
   };
-  auto part = [&](const float* a, int64_t lda, int64_t K, const float* bk) __attribute__((always_inline)) {
+  auto part = [&](const float* ak, int64_t lda, int64_t inc, int64_t K, const float* bk) __attribute__((always_inline)) {
     int64_t k = 0;
-    for (; k + KS <= K; k += KS)
+    for (; k + KS <= K; k += KS, ak += KS * inc, bk += KS * ld)
 #pragma GCC unroll 2
-      for (int s = 0; s < KS; ++s) step(a, lda, bk, k + s, acc[s]);
-    for (; k < K; ++k) step(a, lda, bk, k, acc[0]);
+      for (int s = 0; s < KS; ++s) step(ak + s * inc, lda, bk + s * ld, acc[s]);
+    for (; k < K; ++k, ak += inc, bk += ld) step(ak, lda, bk, acc[0]);
   };
-  part(A.a + m0 * A.lda, A.lda, A.K, b);
-  if (A.K2 > 0) part(A.a2 + m0 * A.lda2, A.lda2, A.K2, b + A.K * kPanelWidth);
+  part(A.a + m0 * A.lda, A.lda, A.inc, A.K, b);
+  if (A.K2 > 0) part(A.a2 + m0 * A.lda2, A.lda2, 1, A.K2, b + A.K * ld);
 #pragma GCC unroll 16
   for (int s = 1; s < KS; ++s)
 #pragma GCC unroll 16
@@ -66,10 +66,10 @@ __attribute__((always_inline)) inline void tile(const PanelA& A, int64_t m0, con
       for (int q = 0; q < NQ; ++q) acc[0][r][q] = acc[0][r][q] + acc[s][r][q];
 #pragma GCC unroll 16
   for (int p = 0; p < NP; ++p) {
-    const int w = widths[p];
+    const int w = B.widths[p0 + p];
 #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
-      float* dst = c + r * ldc + cols[p];
+      float* dst = c + r * ldc + B.cols[p0 + p];
 #pragma GCC unroll 16
       for (int v = 0; v < kNV; ++v) {
         const int n = std::min<int>(w - v * PV::size(), PV::size());  // the vector's columns in C
@@ -82,12 +82,12 @@ __attribute__((always_inline)) inline void tile(const PanelA& A, int64_t m0, con
   }
 }
 
-// Rows [0, M) of NP panels `stride` floats apart, in row tiles of at most kMaxRows rows and
+// Rows [0, M) of the NP panels from B's panel p0, in row tiles of at most kMaxRows rows and
 // as even as can be (32 rows: 6, 6, 5, 5, 5, 5 rather than 6, 6, 6, 6, 6, 2, whose last tile would be
 // latency-bound).
 template <int NP>
-inline void panel_rows(int64_t M, const PanelA& a, const float* b, int64_t stride, float* c, int64_t ldc,
-                       const int64_t* cols, const int32_t* widths, bool accumulate) {
+inline void panel_rows(int64_t M, const PanelA& a, const PanelB& b, int64_t p0, float* c, int64_t ldc,
+                       bool accumulate) {
   const int64_t tiles = (M + kMaxRows - 1) / kMaxRows;
   for (int64_t i = 0; i < tiles; ++i) {
     const int64_t m0 = M * i / tiles, rows = M * (i + 1) / tiles - m0;
@@ -95,7 +95,7 @@ inline void panel_rows(int64_t M, const PanelA& a, const float* b, int64_t strid
     switch (rows) {
 #define FASTRNN_TILE_CASE(R)                                                                            \
   case R:                                                                                               \
-    if constexpr (R <= kMaxRows) tile<R, NP>(a, m0, b, stride, ct, ldc, cols, widths, accumulate); \
+    if constexpr (R <= kMaxRows) tile<R, NP>(a, m0, b, p0, ct, ldc, accumulate); \
     break;
       FASTRNN_TILE_CASE(1)
       FASTRNN_TILE_CASE(2)
@@ -114,31 +114,29 @@ inline void panel_rows(int64_t M, const PanelA& a, const float* b, int64_t strid
 // Panels [p0, p1) NP at a time; each group of panels is read from memory once
 // and stays in cache while every row tile uses it.
 template <int NP>
-inline void panel_groups(int64_t M, const PanelA& a, const float* panels, const int64_t* cols, const int32_t* widths,
-                         int64_t p0, int64_t p1, float* c, int64_t ldc, bool accumulate) {
-  const int64_t stride = (a.K + a.K2) * kPanelWidth;
+inline void panel_groups(int64_t M, const PanelA& a, const PanelB& b, int64_t p0, int64_t p1, float* c, int64_t ldc,
+                         bool accumulate) {
   int64_t p = p0;
-  for (; p + NP <= p1; p += NP)
-    panel_rows<NP>(M, a, panels + p * stride, stride, c, ldc, cols + p, widths + p, accumulate);
+  for (; p + NP <= p1; p += NP) panel_rows<NP>(M, a, b, p, c, ldc, accumulate);
   // The rest in smaller groups: one panel at a time would leave a single chain of FMAs per row, and reads a
   // broadcast of a per FMA (two panels left by groups of 3 go together).
   if constexpr (NP > 1)
-    if (p < p1) panel_groups<NP == 3 ? 2 : NP / 2>(M, a, panels, cols, widths, p, p1, c, ldc, accumulate);
+    if (p < p1) panel_groups<NP == 3 ? 2 : NP / 2>(M, a, b, p, p1, c, ldc, accumulate);
 }
 
 }  // namespace
 
-void panel_gemm(int64_t M, const PanelA& a, const float* panels, const int64_t* cols, const int32_t* widths, int64_t p0,
-                int64_t p1, float* c, int64_t ldc, bool accumulate) {
+void panel_gemm(int64_t M, const PanelA& a, const PanelB& b, int64_t p0, int64_t p1, float* c, int64_t ldc,
+                bool accumulate) {
   // Enough independent accumulators to hide the FMA latency: with few rows, several panels share a tile.
   const int64_t tiles = (M + kMaxRows - 1) / kMaxRows;
   const int64_t rows = tiles > 0 ? (M + tiles - 1) / tiles : 0;  // of the largest tile
   const int64_t np = rows > 0 ? kAccumulators / (rows * kNV) : 1;
-  if (np >= 8) panel_groups<8>(M, a, panels, cols, widths, p0, p1, c, ldc, accumulate);
-  else if (np >= 4) panel_groups<4>(M, a, panels, cols, widths, p0, p1, c, ldc, accumulate);
-  else if (np == 3) panel_groups<3>(M, a, panels, cols, widths, p0, p1, c, ldc, accumulate);
-  else if (np == 2) panel_groups<2>(M, a, panels, cols, widths, p0, p1, c, ldc, accumulate);
-  else panel_groups<1>(M, a, panels, cols, widths, p0, p1, c, ldc, accumulate);
+  if (np >= 8) panel_groups<8>(M, a, b, p0, p1, c, ldc, accumulate);
+  else if (np >= 4) panel_groups<4>(M, a, b, p0, p1, c, ldc, accumulate);
+  else if (np == 3) panel_groups<3>(M, a, b, p0, p1, c, ldc, accumulate);
+  else if (np == 2) panel_groups<2>(M, a, b, p0, p1, c, ldc, accumulate);
+  else panel_groups<1>(M, a, b, p0, p1, c, ldc, accumulate);
 }
 
 }  // namespace fastrnn::cpu::vec::FASTRNN_VEC_NS
