@@ -282,7 +282,8 @@ inline vec::PanelGemmFn panel_gemm_kernel(int64_t max_rows) {
 // [W_ih^T; W_hh^T] ([I + K, gates * H]): a step's GEMM then adds x_t @ W_ih^T (see gemm_prev_h).
 // A row-major w of one gate whose panels are all full is read in place (PanelB), not copied. Packing
 // happens at construction, or with deferred by each user of the panels, for its blocks (pack): then a
-// thread packs only what it reads, so no cache line moves between cores.
+// thread packs only what it reads, so no cache line moves between cores. Either way w and w_ih are read
+// after construction: they must outlive the PanelWeights.
 class PanelWeights {
  public:
   PanelWeights(const float* w, int64_t ldw, bool trans, int64_t K, int64_t H, int64_t gates,
