@@ -11,6 +11,7 @@ import torch
 
 from fastrnn import _ext
 from fastrnn.autograd import LayerFunction, fused_layer
+from tolerance import assert_close_rule
 
 pytestmark = pytest.mark.skipif(not _ext.has_cpu(), reason="fastrnn._C is not built")
 
@@ -158,3 +159,38 @@ def test_fused_input_projection(proj, packed, reverse, bias, monkeypatch):
     if os.environ.get("FASTRNN_CPU_GEMM") == "panel" and os.environ.get("FASTRNN_CPU_VEC") != "0":
         # The panel GEMM runs (test_cpu_builds sets this): the fused sums round differently from xw's.
         assert not torch.equal(got[0], unfused[0])
+
+
+@pytest.mark.parametrize("cell,proj", [(cell, False) for cell in GATES] + [("lstm", True)])
+@pytest.mark.parametrize("packed,reverse,fuse", [(False, False, "1"), (True, True, "1"), (True, False, "0")])
+@pytest.mark.parametrize("split", ["rows", "units"])
+def test_team_split(cell, proj, packed, reverse, fuse, split, monkeypatch):
+    """The time loops' team split by batch rows or by unit blocks (FASTRNN_CPU_TEAM forces either):
+    outputs and every gradient against the float64 node (which runs the scalar loops). On two threads 17 rows
+    split 8 + 9; the packed steps shrink from 17 to 3 rows, so late steps leave the second member without
+    rows (or, reversed, grow and take h_{t-1} from h0 in part); H=20 leaves a partial block of units."""
+    g = torch.Generator().manual_seed(5)
+    T, B, I, H = 5, 17, 7, 20
+    P, G = (5 if proj else H), GATES[cell] * H
+    batch_sizes = torch.tensor([17, 17, 12, 8, 3]) if packed else None
+    rand = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64) * 0.5  # noqa: E731
+    inputs = [rand(int(batch_sizes.sum()), I) if packed else rand(T, B, I), rand(G, I), rand(G, P), rand(G),
+              rand(G), rand(P, H) if proj else None, rand(B, P), rand(B, H) if cell == "lstm" else None,
+              batch_sizes]
+    leaves = [t.requires_grad_() for t in inputs[:-1] if t is not None]
+    want = torch.ops.fastrnn.layer(cell, *inputs, reverse)
+    # Scaled so the weight gradients, sums over the rows, stay O(1) like the outputs.
+    grads = [torch.randn_like(o) * len(inputs[0].flatten(0, -2)) ** -0.5 for o in want]
+    want_grads = torch.autograd.grad(want, leaves, grads)
+    single = [t.detach().float().requires_grad_() if t is not None and t.is_floating_point() else t for t in inputs]
+    monkeypatch.setenv("FASTRNN_CPU_TEAM", split)
+    monkeypatch.setenv("FASTRNN_CPU_FUSE_INPUT", fuse)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        got = torch.ops.fastrnn.layer(cell, *single, reverse)
+        got_grads = torch.autograd.grad(got, [t for t in single[:-1] if t is not None], [x.float() for x in grads])
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip([*got, *got_grads], [*want, *want_grads], strict=True):
+        assert_close_rule(a, b)

@@ -404,14 +404,56 @@ inline void team_barrier(int64_t threads) {
 #endif
 }
 
-// A team member's share of a PanelWeights' unit blocks: blocks [b0, b1), units [j0, j1) of H.
+// How a panel time loop's team shares the work: by unit blocks, each member computing its units'
+// columns of every row and meeting the others once per step (or twice, with a projection), or by batch
+// rows, each member running whole rows through every step alone: rows never read each other, so no
+// barrier and no cache line that one core writes and another reads. By units a member reads only its
+// share of the weights' panels, so the unit split wins where a step's rows are few; by rows every member
+// reads all of them. On 2 vCPUs of an AMD EPYC VM (AVX-512, 1 MB L2 each) the unit split ran at two
+// speeds for seconds at a time, the slow one ~1.4x slower (its cells ~3.5x, where the members write
+// interleaved 512-byte runs of the same rows), while two single-threaded processes never slowed: the
+// host's placement of the vCPUs, which shared lines pay for. Forward without gradient, rows against units
+// alternated in one process (medians, fast spells): LSTM (100,64,256,256) 33.1 vs 35.1 ms, (100,16,128,128)
+// 2.41 vs 2.69, (100,8,128,128) 1.19 vs 1.35, (100,16,512,512) 34.7 vs 35.8; GRU (100,64,256,256) 31.9 vs
+// 40.2; with 2 rows each the unit split wins or ties ((100,4,512,512) 11.5 vs 10.1 ms, (100,4,128,128)
+// 0.77 vs 0.74). FASTRNN_CPU_TEAM=rows or =units overrides the choice (read at every call, so tests and
+// timings can compare both).
+constexpr int64_t kMinTeamRows = 4;
+
+struct TeamPlan {
+  int64_t threads;
+  bool by_rows;
+};
+
+// The team of a panel time loop with `blocks` unit blocks over B rows: by rows where each member gets
+// kMinTeamRows of them, else by units (team_size).
+inline TeamPlan team_plan(double step_flops, int64_t blocks, int64_t B) {
+  const char* env = std::getenv("FASTRNN_CPU_TEAM");
+  const bool forced_rows = env && std::strcmp(env, "rows") == 0, forced_units = env && std::strcmp(env, "units") == 0;
+  const int64_t row_threads = std::min<int64_t>(at::get_num_threads(), forced_rows ? B : B / kMinTeamRows);
+  if (!forced_units && row_threads > 1) return {row_threads, true};
+  return {team_size(step_flops, blocks), false};
+}
+
+// A team member's share: unit blocks [b0, b1) (units [j0, j1) of H) of batch rows [r0, r1).
 struct TeamShare {
-  int64_t b0, b1, j0, j1;
-  TeamShare(const PanelWeights& w, int64_t H, int64_t thread, int64_t threads)
+  int64_t b0, b1, j0, j1, r0, r1;
+  // The unit split: every row.
+  TeamShare(const PanelWeights& w, int64_t H, int64_t B, int64_t thread, int64_t threads)
       : b0(w.blocks() * thread / threads),
         b1(w.blocks() * (thread + 1) / threads),
         j0(b0 * vec::kPanelWidth),
-        j1(std::min(H, b1 * vec::kPanelWidth)) {}
+        j1(std::min(H, b1 * vec::kPanelWidth)),
+        r0(0),
+        r1(B) {}
+  // The unit split, or with by_rows the row split (every unit).
+  TeamShare(const PanelWeights& w, int64_t H, int64_t B, int64_t thread, int64_t threads, bool by_rows)
+      : TeamShare(w, H, B, by_rows ? 0 : thread, by_rows ? 1 : threads) {
+    r0 = by_rows ? B * thread / threads : 0;
+    r1 = by_rows ? B * (thread + 1) / threads : B;
+  }
+  // The rows of a step with `rows` rows that are this member's: [r0, end(rows)).
+  int64_t end(int64_t rows) const { return std::min(rows, r1); }
 };
 
 // Products below oneDNN's threshold (kDnnlMinFlops) on the AVX-512 panel GEMM where panel_gemm_kernel gives it
@@ -451,20 +493,23 @@ void for_units(int64_t rows, int64_t H, int64_t cost_per_unit, const F& f) {
   else at::parallel_for(0, total, grain, run);
 }
 
-// g[:, the columns of my unit blocks] = h_{t-1} @ B for the rows of step st, with h_{t-1} ([B, P]) read as
-// prev_row does: the previous step's rows of `out`, and h0 for rows that step did not have. With weights
-// that hold W_ih, x_t @ W_ih^T is added in the same GEMM, x ([N, I]) holding every step's inputs.
+// g[my rows, the columns of my unit blocks] = h_{t-1} @ B for the rows of step st, with h_{t-1} ([B, P])
+// read as prev_row does: the previous step's rows of `out`, and h0 for rows that step did not have. With
+// weights that hold W_ih, x_t @ W_ih^T is added in the same GEMM, x ([N, I]) holding every step's inputs.
 inline void gemm_prev_h(const PanelWeights& w, vec::PanelGemmFn fn, const Step& st, const float* out,
                         const float* h0, int64_t P, float* g, int64_t ldg, const TeamShare& my,
                         const float* x = nullptr, int64_t I = 0) {
-  auto part = [&](int64_t b0, int64_t rows, const float* h) {
+  // Rows [b0, b1), row b of h_{t-1} at h + b * P.
+  auto part = [&](int64_t b0, int64_t b1, const float* h) {
+    if (b1 <= b0) return;
     if (w.has_input())
-      w.gemm(fn, rows, x + (st.row + b0) * I, I, h, P, g + b0 * ldg, ldg, my.b0, my.b1);
+      w.gemm(fn, b1 - b0, x + (st.row + b0) * I, I, h + b0 * P, P, g + b0 * ldg, ldg, my.b0, my.b1);
     else
-      w.gemm(fn, rows, h, P, g + b0 * ldg, ldg, my.b0, my.b1);
+      w.gemm(fn, b1 - b0, h + b0 * P, P, g + b0 * ldg, ldg, my.b0, my.b1);
   };
-  part(0, st.prev_rows, out + st.prev_row * P);
-  part(st.prev_rows, st.rows - st.prev_rows, h0 + st.prev_rows * P);
+  const int64_t end = my.end(st.rows), mid = std::clamp(st.prev_rows, my.r0, end);
+  part(my.r0, mid, out + st.prev_row * P);
+  part(mid, end, h0);
 }
 
 // Whether a float32 time loop runs the input projection x_t @ W_ih^T in its steps' panel GEMMs (FusedInput)
@@ -474,6 +519,9 @@ inline void gemm_prev_h(const PanelWeights& w, vec::PanelGemmFn fn, const Step& 
 // step to hide reading them. Measured forward, T=50 on 2 Zen 5 cores (1 MB L2 each, 32 MB L3), unfused ->
 // fused: I=H=128, B=4: 0.23 -> 0.23 ms, B=16: 0.90 -> 0.74 ms; I=H=256, B=2: 0.65 -> 0.70 ms, B=4: 1.15 ->
 // 1.04 ms; I=H=512, B=16: 10.5 -> 10.7 ms, B=32 (T=200): 66 -> 62 ms; I=H=1024, B=32 (T=20): 34 -> 53 ms.
+// A team split by rows (team_plan) reads every panel in each member, and fused wins while they fit in
+// half the L3, T=100 (ms): I=H=256, B=8: 5.5 -> 4.9, B=64: 44 -> 37; I=H=512, B=16: 38 -> 34, B=32: 79 -> 67;
+// but I=H=1024 (T=20), B=8: 17 -> 43, B=32: 57 -> 74.
 // FASTRNN_CPU_FUSE_INPUT=1 or =0 overrides the choice where the panel GEMM runs (read at every call, so
 // tests and timings can compare both).
 inline bool fuse_input_projection(at::ScalarType dtype, const Dims& d, int64_t I, int64_t gates) {
@@ -483,8 +531,9 @@ inline bool fuse_input_projection(at::ScalarType dtype, const Dims& d, int64_t I
   constexpr double kL2Bytes = 1 << 20, kL3Bytes = 16 << 20;  // per core; half of a 32 MB L3
   const int64_t G = gates * d.H, blocks = (d.H + vec::kPanelWidth - 1) / vec::kPanelWidth;
   const double bytes = 4.0 * (I + d.P) * G;
-  const int64_t threads = team_size(2.0 * d.B * (I + d.P) * G, blocks);
-  return (d.B >= 4 && bytes <= kL2Bytes * threads) || (d.B >= 32 && bytes <= kL3Bytes);
+  const TeamPlan plan = team_plan(2.0 * d.B * (I + d.P) * G, blocks, d.B);
+  if (plan.by_rows) return bytes <= kL3Bytes;
+  return (d.B >= 4 && bytes <= kL2Bytes * plan.threads) || (d.B >= 32 && bytes <= kL3Bytes);
 }
 
 // The input projection a panel time loop runs in its step GEMMs: x ([N, I], every step's inputs) and W_ih
@@ -528,8 +577,10 @@ class FloatSteps {
 //   unit blocks: each member computes its units' columns of g and runs their cell. It reads h_{t-1} from
 //   the previous step's rows of every step's h_t in float (`out` in float32, else `hseq`, which the cells
 //   then write instead of hs) or h0, which no member writes again, so the members meet once per step,
-//   after their cells. Without float rows (bfloat16 storage and no hseq) the loop runs on MKL.
-//   With `in`, g also gets x_t @ W_ih^T (the panel GEMM only: the caller checks panel_gemm_kernel).
+//   after their cells. With enough rows (team_plan) the members share the batch rows instead, each
+//   running its rows' every unit, and never meet. Without float rows (bfloat16 storage and no hseq) the
+//   loop runs on MKL. With `in`, g also gets x_t @ W_ih^T (the panel GEMM only: the caller checks
+//   panel_gemm_kernel).
 // - Otherwise each step runs one StepGemm (MKL) on the running state hs, then the cell over for_units.
 template <typename T, typename A, typename Cell>
 void forward_steps(const Schedule& sch, const A* w, int64_t gates, int64_t H, int64_t B, const T* out,
@@ -544,13 +595,14 @@ void forward_steps(const Schedule& sch, const A* w, int64_t gates, int64_t H, in
       const PanelWeights recurrent(w, H, true, H, H, gates, in.w_ih, in.I);
       const at::Tensor h0c = h0.to(at::kFloat).contiguous();
       const float* init = h0c.const_data_ptr<float>();
-      team(team_size(2.0 * B * G * (H + in.I), recurrent.blocks()), [&](int64_t thread, int64_t threads) {
-        const TeamShare my(recurrent, H, thread, threads);
+      const TeamPlan plan = team_plan(2.0 * B * G * (H + in.I), recurrent.blocks(), B);
+      team(plan.threads, [&](int64_t thread, int64_t threads) {
+        const TeamShare my(recurrent, H, B, thread, threads, plan.by_rows);
         for (int64_t s = 0; s < sch.steps(); ++s) {
           const Step st = sch.step(s);
           gemm_prev_h(recurrent, panel, st, seq, init, H, g, G, my, in.x, in.I);
-          for (int64_t b = 0; b < st.rows; ++b) cell(st, b, my.j0, my.j1);
-          team_barrier(threads);
+          for (int64_t b = my.r0; b < my.end(st.rows); ++b) cell(st, b, my.j0, my.j1);
+          if (!plan.by_rows) team_barrier(threads);
         }
       });
       return;
@@ -569,7 +621,8 @@ void forward_steps(const Schedule& sch, const A* w, int64_t gates, int64_t H, in
 // [j0, j1) of every row b (writing their columns of the step's rows of dg, [N, gates * H], and of dh),
 // then dh (+)= dg_step @ W_hh (added to dh's contents with accumulate).
 // - On the panel GEMM (float accumulation), each team member runs the cell of its units and, once every
-//   member has, computes dh's columns of those units, the only ones its next cell reads.
+//   member has, computes dh's columns of those units, the only ones its next cell reads; or, split by rows
+//   (team_plan), runs its rows' cells and dh rows and never meets the others.
 // - Otherwise the cell over for_units, then one StepGemm (MKL).
 template <typename A, typename Cell>
 void backward_steps(const Schedule& sch, const A* w, int64_t gates, int64_t H, int64_t B, const A* dg, A* dh,
@@ -578,13 +631,16 @@ void backward_steps(const Schedule& sch, const A* w, int64_t gates, int64_t H, i
   if constexpr (std::is_same_v<A, float>) {
     if (const vec::PanelGemmFn panel = panel_gemm_kernel(B)) {
       const PanelWeights recurrent(w, H, false, G, H, 1);
-      team(team_size(2.0 * B * G * H, recurrent.blocks()), [&](int64_t thread, int64_t threads) {
-        const TeamShare my(recurrent, H, thread, threads);
+      const TeamPlan plan = team_plan(2.0 * B * G * H, recurrent.blocks(), B);
+      team(plan.threads, [&](int64_t thread, int64_t threads) {
+        const TeamShare my(recurrent, H, B, thread, threads, plan.by_rows);
         for (int64_t s = sch.steps() - 1; s >= 0; --s) {
           const Step st = sch.step(s);
-          for (int64_t b = 0; b < st.rows; ++b) cell(st, b, my.j0, my.j1);
-          team_barrier(threads);
-          recurrent.gemm(panel, st.rows, dg + st.row * G, G, dh, H, my.b0, my.b1, accumulate);
+          const int64_t r0 = my.r0, r1 = my.end(st.rows);
+          for (int64_t b = r0; b < r1; ++b) cell(st, b, my.j0, my.j1);
+          if (!plan.by_rows) team_barrier(threads);
+          if (r1 > r0)
+            recurrent.gemm(panel, r1 - r0, dg + (st.row + r0) * G, G, dh + r0 * H, H, my.b0, my.b1, accumulate);
         }
       });
       return;

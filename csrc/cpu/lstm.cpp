@@ -14,8 +14,8 @@ namespace {
 // forward_steps (common.h) for an LSTM with a projection: per step g = h_{t-1} @ W_hh^T (h has P columns),
 // the cells, which leave o * tanh(c) in hu, then h = hu @ W_hr^T into hs and the step's output rows.
 // On the panel team the members share the hidden units for the cells and h's P columns for the
-// projection, whose output the next step's GEMM reads whole: two barriers per step. With `in`, g also
-// gets x_t @ W_ih^T (the panel GEMM only).
+// projection, whose output the next step's GEMM reads whole: two barriers per step; or (team_plan) the
+// batch rows, with no barrier. With `in`, g also gets x_t @ W_ih^T (the panel GEMM only).
 template <typename T, typename A, typename Cell>
 void projected_forward_steps(const Schedule& sch, const A* w, const A* wr, int64_t H, int64_t P, int64_t B, T* out,
                              const at::Tensor& h0, A* hs, const A* hu, A* g, const Cell& cell, const FusedInput& in) {
@@ -25,17 +25,20 @@ void projected_forward_steps(const Schedule& sch, const A* w, const A* wr, int64
       const PanelWeights recurrent(w, P, true, P, H, 4, in.w_ih, in.I), project(wr, H, true, H, P, 1);
       const at::Tensor h0c = h0.contiguous();
       const float* init = h0c.const_data_ptr<float>();
-      team(team_size(2.0 * B * (G * (P + in.I) + P * H), recurrent.blocks()), [&](int64_t thread, int64_t threads) {
-        const TeamShare units(recurrent, H, thread, threads), cols(project, P, thread, threads);
+      const TeamPlan plan = team_plan(2.0 * B * (G * (P + in.I) + P * H), recurrent.blocks(), B);
+      team(plan.threads, [&](int64_t thread, int64_t threads) {
+        const TeamShare units(recurrent, H, B, thread, threads, plan.by_rows),
+            cols(project, P, B, thread, threads, plan.by_rows);
         for (int64_t s = 0; s < sch.steps(); ++s) {
           const Step st = sch.step(s);
+          const int64_t r0 = units.r0, r1 = units.end(st.rows);
           gemm_prev_h(recurrent, panel, st, out, init, P, g, G, units, in.x, in.I);
-          for (int64_t b = 0; b < st.rows; ++b) cell(st, b, units.j0, units.j1);
-          team_barrier(threads);
-          project.gemm(panel, st.rows, hu, H, hs, P, cols.b0, cols.b1);
-          for (int64_t b = 0; b < st.rows; ++b)
+          for (int64_t b = r0; b < r1; ++b) cell(st, b, units.j0, units.j1);
+          if (!plan.by_rows) team_barrier(threads);
+          if (r1 > r0) project.gemm(panel, r1 - r0, hu + r0 * H, H, hs + r0 * P, P, cols.b0, cols.b1);
+          for (int64_t b = r0; b < r1; ++b)
             std::copy(hs + b * P + cols.j0, hs + b * P + cols.j1, out + (st.row + b) * P + cols.j0);
-          team_barrier(threads);
+          if (!plan.by_rows) team_barrier(threads);
         }
       });
       return;
@@ -56,7 +59,7 @@ void projected_forward_steps(const Schedule& sch, const A* w, const A* wr, int64
 // backward_steps (common.h) for an LSTM with a projection, steps in reverse: the full dh_t (P columns,
 // kept in dhp's rows for dW_hr), dhu = dh_t @ W_hr, the cells (which read dhu), then
 // dh_{t-1} = dgates @ W_hh. On the panel team the members share dh's P columns and the hidden units:
-// two barriers per step.
+// two barriers per step; or (team_plan) the batch rows, with no barrier.
 template <typename T, typename A, typename Cell>
 void projected_backward_steps(const Schedule& sch, const A* w, const A* wr, int64_t H, int64_t P, int64_t B,
                               const T* go, A* dh, A* dhp, A* dhu, const A* dg, const Cell& cell) {
@@ -70,16 +73,19 @@ void projected_backward_steps(const Schedule& sch, const A* w, const A* wr, int6
   if constexpr (std::is_same_v<A, float>) {
     if (const vec::PanelGemmFn panel = panel_gemm_kernel(B)) {
       const PanelWeights recurrent(w, P, false, G, P, 1), project(wr, H, false, P, H, 1);
-      team(team_size(2.0 * B * (G * P + P * H), project.blocks()), [&](int64_t thread, int64_t threads) {
-        const TeamShare cols(recurrent, P, thread, threads), units(project, H, thread, threads);
+      const TeamPlan plan = team_plan(2.0 * B * (G * P + P * H), project.blocks(), B);
+      team(plan.threads, [&](int64_t thread, int64_t threads) {
+        const TeamShare cols(recurrent, P, B, thread, threads, plan.by_rows),
+            units(project, H, B, thread, threads, plan.by_rows);
         for (int64_t s = sch.steps() - 1; s >= 0; --s) {
           const Step st = sch.step(s);
-          for (int64_t b = 0; b < st.rows; ++b) full_dh(st, b, cols.j0, cols.j1);
-          team_barrier(threads);
-          project.gemm(panel, st.rows, dhp + st.row * P, P, dhu, H, units.b0, units.b1);
-          for (int64_t b = 0; b < st.rows; ++b) cell(st, b, units.j0, units.j1);
-          team_barrier(threads);
-          recurrent.gemm(panel, st.rows, dg + st.row * G, G, dh, P, cols.b0, cols.b1);
+          const int64_t r0 = cols.r0, r1 = cols.end(st.rows);
+          for (int64_t b = r0; b < r1; ++b) full_dh(st, b, cols.j0, cols.j1);
+          if (!plan.by_rows) team_barrier(threads);
+          if (r1 > r0) project.gemm(panel, r1 - r0, dhp + (st.row + r0) * P, P, dhu + r0 * H, H, units.b0, units.b1);
+          for (int64_t b = r0; b < r1; ++b) cell(st, b, units.j0, units.j1);
+          if (!plan.by_rows) team_barrier(threads);
+          if (r1 > r0) recurrent.gemm(panel, r1 - r0, dg + (st.row + r0) * G, G, dh + r0 * P, P, cols.b0, cols.b1);
         }
       });
       return;
@@ -172,7 +178,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
 }
 
 // bias_grad: also the sum of grad_xw's rows, added up as the cells write them where each thread owns its
-// units' columns (float32 on the panel GEMM), else undefined: each step's rows into one sum, which the next
+// units' columns (float32 on the panel GEMM, its team split by units: team_plan, which the time loop
+// asks again with the same B), else undefined: each step's rows into one sum, which the next
 // step adds to the total (rounding grows with T + B, not T * B). Summed afterwards, dgates made one more pass
 // over memory: 1.1 ms at (T, B, H) = (100, 64, 256).
 template <typename T>
@@ -209,7 +216,8 @@ LstmGrads backward(const Dims& d, const Schedule& sch, const at::Tensor& grad_ou
   const vec::Kernels<T>* vk = vec_kernels<T>();
   at::Tensor dbias, dstep;  // the sum over rows, and over the rows of the step in hand
   if constexpr (std::is_same_v<T, float>)
-    if (bias_grad && panel_gemm_kernel(d.B) != nullptr) dbias = at::zeros({G}, ao), dstep = at::zeros({G}, ao);
+    if (bias_grad && panel_gemm_kernel(d.B) != nullptr && !team_plan(0, 1, d.B).by_rows)
+      dbias = at::zeros({G}, ao), dstep = at::zeros({G}, ao);
   A* db = dbias.defined() ? dbias.data_ptr<A>() : nullptr;
   A* ds = dstep.defined() ? dstep.data_ptr<A>() : nullptr;
   auto add_bias_grad = [&](int64_t b, const A* dgr, int64_t j0, int64_t j1) {
