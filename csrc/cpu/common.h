@@ -425,14 +425,21 @@ struct TeamPlan {
   bool by_rows;
 };
 
-// The team of a panel time loop with `blocks` unit blocks over B rows: by rows where each member gets
-// kMinTeamRows of them, else by units (team_size).
-inline TeamPlan team_plan(double step_flops, int64_t blocks, int64_t B) {
+// The members of a panel time loop's team split by rows over B rows (kMinTeamRows or more each), or 1
+// where the loop splits by units. It depends on B alone (and the thread count): callers that keep
+// per-member data rely on the loop's team_plan agreeing.
+inline int64_t row_team(int64_t B) {
   const char* env = std::getenv("FASTRNN_CPU_TEAM");
-  const bool forced_rows = env && std::strcmp(env, "rows") == 0, forced_units = env && std::strcmp(env, "units") == 0;
-  const int64_t row_threads = std::min<int64_t>(at::get_num_threads(), forced_rows ? B : B / kMinTeamRows);
-  if (!forced_units && row_threads > 1) return {row_threads, true};
-  return {team_size(step_flops, blocks), false};
+  if (env && std::strcmp(env, "units") == 0) return 1;
+  const bool forced = env && std::strcmp(env, "rows") == 0;
+  return std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), forced ? B : B / kMinTeamRows));
+}
+
+// The team of a panel time loop with `blocks` unit blocks over B rows: by rows (row_team), else by units
+// (team_size).
+inline TeamPlan team_plan(double step_flops, int64_t blocks, int64_t B) {
+  const int64_t rows = row_team(B);
+  return rows > 1 ? TeamPlan{rows, true} : TeamPlan{team_size(step_flops, blocks), false};
 }
 
 // A team member's share: unit blocks [b0, b1) (units [j0, j1) of H) of batch rows [r0, r1).

@@ -177,11 +177,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
   return {output, h.to(dt), c.to(dt), gates.result(), cells.result()};
 }
 
-// bias_grad: also the sum of grad_xw's rows, added up as the cells write them where each thread owns its
-// units' columns (float32 on the panel GEMM, its team split by units: team_plan, which the time loop
-// asks again with the same B), else undefined: each step's rows into one sum, which the next
-// step adds to the total (rounding grows with T + B, not T * B). Summed afterwards, dgates made one more pass
-// over memory: 1.1 ms at (T, B, H) = (100, 64, 256).
+// bias_grad: also the sum of grad_xw's rows, added up as the cells write them (float32 on the panel GEMM),
+// else undefined: each step's rows into one sum, which the next step adds to the total (rounding grows with
+// T + B, not T * B). A team split by units owns disjoint columns of one sum; split by rows (row_team), each
+// member keeps its own, added up at the end. Summed afterwards, dgates made one more pass over memory: 1.1 ms
+// at (T, B, H) = (100, 64, 256) under the unit split, 3.2 of 110 ms (fwd+bwd) under the row split.
 template <typename T>
 LstmGrads backward(const Dims& d, const Schedule& sch, const at::Tensor& grad_output_, const at::Tensor& grad_h_n,
                    const at::Tensor& grad_c_n, const at::Tensor& w_hh, const std::optional<at::Tensor>& w_hr,
@@ -214,16 +214,22 @@ LstmGrads backward(const Dims& d, const Schedule& sch, const at::Tensor& grad_ou
   A* hus = proj ? hu.data_ptr<A>() : nullptr;
   A* dhus = proj ? dhu.data_ptr<A>() : nullptr;
   const vec::Kernels<T>* vk = vec_kernels<T>();
-  at::Tensor dbias, dstep;  // the sum over rows, and over the rows of the step in hand
+  // Per member of the team: the sum over rows, and over the rows of the step in hand.
+  const int64_t members = row_team(d.B);
+  at::Tensor dbias, dstep;
   if constexpr (std::is_same_v<T, float>)
-    if (bias_grad && panel_gemm_kernel(d.B) != nullptr && !team_plan(0, 1, d.B).by_rows)
-      dbias = at::zeros({G}, ao), dstep = at::zeros({G}, ao);
-  A* db = dbias.defined() ? dbias.data_ptr<A>() : nullptr;
-  A* ds = dstep.defined() ? dstep.data_ptr<A>() : nullptr;
+    if (bias_grad && panel_gemm_kernel(d.B) != nullptr)
+      dbias = at::zeros({members, G}, ao), dstep = at::zeros({members, G}, ao);
+  A* db0 = dbias.defined() ? dbias.data_ptr<A>() : nullptr;
+  A* ds0 = dstep.defined() ? dstep.data_ptr<A>() : nullptr;
   auto add_bias_grad = [&](int64_t b, const A* dgr, int64_t j0, int64_t j1) {
-    if (db == nullptr) return;
+    if (db0 == nullptr) return;
+    int64_t m = members - 1;  // the member of row b: TeamShare's rows [B * m / members, B * (m + 1) / members)
+    while (d.B * m / members > b) --m;
+    A* db = db0 + m * G;
+    A* ds = ds0 + m * G;
     for (int64_t k = 0; k < 4; ++k) {
-      if (b == 0) {  // a step's first row: the previous step's sum is complete
+      if (b == d.B * m / members) {  // the member's first row of a step: its previous step's sum is complete
         for (int64_t j = k * H + j0; j < k * H + j1; ++j) db[j] += ds[j], ds[j] = dgr[j];
       } else {
         for (int64_t j = k * H + j0; j < k * H + j1; ++j) ds[j] += dgr[j];
@@ -263,7 +269,7 @@ LstmGrads backward(const Dims& d, const Schedule& sch, const at::Tensor& grad_ou
     projected_backward_steps(sch, w, Wr.const_data_ptr<A>(), H, P, d.B, go, dhs, dhps, dhus, dg, cell);
   else
     backward_steps(sch, w, 4, H, d.B, dg, dhs, false, 12, cell);
-  if (db) dbias.add_(dstep);  // the last step's
+  if (db0) dbias = dbias.add_(dstep).sum(0);  // the last step's, then the members' sums
   at::Tensor dW = at::empty({G, P}, ao);
   gemm<A>(true, false, G, P, d.N, dg, G, h_prev.const_data_ptr<A>(), P, A(0), dW.data_ptr<A>(), P);
   at::Tensor dWr = at::empty({proj ? P : 0}, ao);
