@@ -423,6 +423,10 @@ constexpr int64_t kMinTeamRows = 4;
 struct TeamPlan {
   int64_t threads;
   bool by_rows;
+  // The members' meeting of a step: only the unit split's members read each other's results.
+  void barrier(int64_t members) const {
+    if (!by_rows) team_barrier(members);
+  }
 };
 
 // The members of a panel time loop's team split by rows over B rows (kMinTeamRows or more each), or 1
@@ -442,23 +446,17 @@ inline TeamPlan team_plan(double step_flops, int64_t blocks, int64_t B) {
   return rows > 1 ? TeamPlan{rows, true} : TeamPlan{team_size(step_flops, blocks), false};
 }
 
-// A team member's share: unit blocks [b0, b1) (units [j0, j1) of H) of batch rows [r0, r1).
+// A team member's share: unit blocks [b0, b1) (units [j0, j1) of H) of batch rows [r0, r1). Split by
+// units every row is each member's; by rows every unit is.
 struct TeamShare {
   int64_t b0, b1, j0, j1, r0, r1;
-  // The unit split: every row.
-  TeamShare(const PanelWeights& w, int64_t H, int64_t B, int64_t thread, int64_t threads)
-      : b0(w.blocks() * thread / threads),
-        b1(w.blocks() * (thread + 1) / threads),
+  TeamShare(const PanelWeights& w, int64_t H, int64_t B, int64_t thread, int64_t threads, bool by_rows)
+      : b0(by_rows ? 0 : w.blocks() * thread / threads),
+        b1(by_rows ? w.blocks() : w.blocks() * (thread + 1) / threads),
         j0(b0 * vec::kPanelWidth),
         j1(std::min(H, b1 * vec::kPanelWidth)),
-        r0(0),
-        r1(B) {}
-  // The unit split, or with by_rows the row split (every unit).
-  TeamShare(const PanelWeights& w, int64_t H, int64_t B, int64_t thread, int64_t threads, bool by_rows)
-      : TeamShare(w, H, B, by_rows ? 0 : thread, by_rows ? 1 : threads) {
-    r0 = by_rows ? B * thread / threads : 0;
-    r1 = by_rows ? B * (thread + 1) / threads : B;
-  }
+        r0(by_rows ? B * thread / threads : 0),
+        r1(by_rows ? B * (thread + 1) / threads : B) {}
   // The rows of a step with `rows` rows that are this member's: [r0, end(rows)).
   int64_t end(int64_t rows) const { return std::min(rows, r1); }
 };
@@ -609,7 +607,7 @@ void forward_steps(const Schedule& sch, const A* w, int64_t gates, int64_t H, in
           const Step st = sch.step(s);
           gemm_prev_h(recurrent, panel, st, seq, init, H, g, G, my, in.x, in.I);
           for (int64_t b = my.r0; b < my.end(st.rows); ++b) cell(st, b, my.j0, my.j1);
-          if (!plan.by_rows) team_barrier(threads);
+          plan.barrier(threads);
         }
       });
       return;
@@ -645,7 +643,7 @@ void backward_steps(const Schedule& sch, const A* w, int64_t gates, int64_t H, i
           const Step st = sch.step(s);
           const int64_t r0 = my.r0, r1 = my.end(st.rows);
           for (int64_t b = r0; b < r1; ++b) cell(st, b, my.j0, my.j1);
-          if (!plan.by_rows) team_barrier(threads);
+          plan.barrier(threads);
           if (r1 > r0)
             recurrent.gemm(panel, r1 - r0, dg + (st.row + r0) * G, G, dh + r0 * H, H, my.b0, my.b1, accumulate);
         }

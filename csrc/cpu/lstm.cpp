@@ -34,11 +34,11 @@ void projected_forward_steps(const Schedule& sch, const A* w, const A* wr, int64
           const int64_t r0 = units.r0, r1 = units.end(st.rows);
           gemm_prev_h(recurrent, panel, st, out, init, P, g, G, units, in.x, in.I);
           for (int64_t b = r0; b < r1; ++b) cell(st, b, units.j0, units.j1);
-          if (!plan.by_rows) team_barrier(threads);
+          plan.barrier(threads);
           if (r1 > r0) project.gemm(panel, r1 - r0, hu + r0 * H, H, hs + r0 * P, P, cols.b0, cols.b1);
           for (int64_t b = r0; b < r1; ++b)
             std::copy(hs + b * P + cols.j0, hs + b * P + cols.j1, out + (st.row + b) * P + cols.j0);
-          if (!plan.by_rows) team_barrier(threads);
+          plan.barrier(threads);
         }
       });
       return;
@@ -81,10 +81,10 @@ void projected_backward_steps(const Schedule& sch, const A* w, const A* wr, int6
           const Step st = sch.step(s);
           const int64_t r0 = cols.r0, r1 = cols.end(st.rows);
           for (int64_t b = r0; b < r1; ++b) full_dh(st, b, cols.j0, cols.j1);
-          if (!plan.by_rows) team_barrier(threads);
+          plan.barrier(threads);
           if (r1 > r0) project.gemm(panel, r1 - r0, dhp + (st.row + r0) * P, P, dhu + r0 * H, H, units.b0, units.b1);
           for (int64_t b = r0; b < r1; ++b) cell(st, b, units.j0, units.j1);
-          if (!plan.by_rows) team_barrier(threads);
+          plan.barrier(threads);
           if (r1 > r0) recurrent.gemm(panel, r1 - r0, dg + (st.row + r0) * G, G, dh + r0 * P, P, cols.b0, cols.b1);
         }
       });
