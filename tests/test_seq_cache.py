@@ -31,7 +31,6 @@ def test_repeated_call_reuses_its_buffers():
     torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 
-
 def test_repeated_layer_reuses_its_projection(monkeypatch):
     """The layer op's input projection xw (16 MB here) on MKL (as on Intel CPUs; here oneDNN disabled) comes
     from the cache: at::mm's fresh output had page-faulted afresh at every call."""
@@ -51,6 +50,7 @@ def test_repeated_layer_reuses_its_projection(monkeypatch):
     pages = 2 * got.nbytes // 4096  # xw and the output
     assert faults < pages // 8, f"{faults} page faults for an xw and an output of {pages} pages"
     torch.testing.assert_close(got, want, rtol=0, atol=0)
+
 
 def test_buffer_resizes_and_frees_like_any_storage():
     g = torch.Generator().manual_seed(1)
