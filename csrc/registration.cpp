@@ -17,6 +17,10 @@ TORCH_LIBRARY(fastrnn, m) {
   // has the recurrence ops alone.
   m.def("layer(str cell, Tensor x, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh, Tensor? w_hr, Tensor h0,"
         " Tensor? c0, Tensor? batch_sizes, bool reverse) -> Tensor[]");
+  // torch.nn's RNN forward over layers and directions of `layer`, for tensor input (rnn.cpp): hx is [] for
+  // zeros, [h_0] or (LSTM) [h_0, c_0]; c_n is undefined (None) but for LSTM.
+  m.def("rnn(str mode, Tensor input, Tensor[] hx, Tensor[] weights, bool has_biases, int num_layers, float dropout,"
+        " bool train, bool bidirectional, bool batch_first) -> (Tensor output, Tensor h_n, Tensor c_n)");
   // The cpu backend's cache of sequence buffers (cpu/seq_cache.cpp): the bytes it keeps, and freeing them.
   m.def("cached_bytes() -> int", &fastrnn::cpu::seq_cache_bytes);
   m.def("empty_cache() -> int", &fastrnn::cpu::seq_cache_release);

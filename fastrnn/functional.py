@@ -5,7 +5,9 @@ None) and the modules' flat weight list (per layer and direction: w_ih, w_hh, [b
 validates everything before any kernel runs, and composes the one-layer, one-direction recurrence
 of the chosen backend over layers and directions. The input projection of each layer is one GEMM
 over all time steps, inside the layer's one autograd node (autograd.LayerFunction; on the cpu backend its
-C++ twin, torch.ops.fastrnn.layer).
+C++ twin, torch.ops.fastrnn.layer). On the cpu backend, eager calls with tensor input run as one C++ op,
+torch.ops.fastrnn.rnn (csrc/rnn.cpp), which makes the same checks with the same messages and the same
+composition: at small shapes this module's Python took as long as the layer.
 """
 from __future__ import annotations
 
@@ -146,6 +148,25 @@ def _stack(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, weights: Sequenc
     return x, states_of(h_n), states_of(c_n) if c_n else None
 
 
+def _state_list(mode: str, hx) -> list[Tensor] | None:
+    """hx as fastrnn::rnn takes it ([] for None), or None where functional.py's checks must judge it."""
+    if hx is None:
+        return []
+    if mode != "lstm":
+        return [hx] if isinstance(hx, Tensor) else None
+    if type(hx) in (tuple, list) and len(hx) == 2 and all(isinstance(h, Tensor) for h in hx):
+        return list(hx)
+    return None
+
+
+def _runs_in_cpp(input, backend) -> bool:
+    """Whether fastrnn::rnn (csrc/rnn.cpp) runs the whole call: tensor input with something to compute,
+    eager, without autocast, on the cpu backend."""
+    return (isinstance(input, Tensor) and input.device.type == "cpu" and input.numel() != 0
+            and not torch.compiler.is_compiling() and not torch.is_autocast_enabled("cpu")
+            and select(input, backend) is Backend.CPU)
+
+
 def _forward(mode: str, input, hx, weights: Sequence[Tensor], bias: bool, num_layers: int, dropout: float,
              training: bool, bidirectional: bool, batch_first: bool, backend):
     num_dirs = 2 if bidirectional else 1
@@ -153,6 +174,11 @@ def _forward(mode: str, input, hx, weights: Sequence[Tensor], bias: bool, num_la
         raise ValueError(f"num_layers must be a positive integer, got {num_layers!r}")
     if not 0 <= dropout <= 1:
         raise ValueError(f"dropout should be a number in range [0, 1], got {dropout}")
+    states = _state_list(mode, hx)
+    if states is not None and _runs_in_cpp(input, backend):
+        out, h_n, c_n = torch.ops.fastrnn.rnn.default(mode, input, states, weights, bias, num_layers, dropout,
+                                                      training, bidirectional, batch_first)
+        return out, ((h_n, c_n) if mode == "lstm" else h_n)
     proj = _check_weights(mode, weights, bias, num_layers, num_dirs)
     w_hh0 = weights[1]
     hidden = w_hh0.shape[0] // _GATES[mode]
@@ -267,24 +293,14 @@ def cell(mode: str, input: Tensor, hx, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor 
     name = {"rnn_tanh": "RNNCell", "rnn_relu": "RNNCell", "lstm": "LSTMCell", "gru": "GRUCell"}[mode]
     if input.dim() not in (1, 2):
         raise ValueError(f"{name}: Expected input to be 1D or 2D, got {input.dim()}D instead")
-    states = 2 if mode == "lstm" else 1
     given = None if hx is None else (tuple(hx) if mode == "lstm" else (hx,))
     for i, h in enumerate(given or ()):
         if h.dim() not in (1, 2):
-            label = f"hx[{i}]" if states > 1 else "hidden"
+            label = f"hx[{i}]" if mode == "lstm" else "hidden"
             raise ValueError(f"{name}: Expected {label} to be 1D or 2D, got {h.dim()}D instead")
-    batched = input.dim() == 2
-    x = input if batched else input.unsqueeze(0)
-    hidden = w_hh.shape[1]
-    if given is None:
-        given = tuple(x.new_zeros(x.shape[0], hidden) for _ in range(states))
-    elif not batched:
-        given = tuple(h.unsqueeze(0) for h in given)
+    # One step of one layer: [1, B, I] batched, or [1, I] unbatched, with the state one rank up.
+    state = None if given is None else tuple(h.unsqueeze(0) for h in given)
     weights = [w_ih, w_hh] + ([b_ih, b_hh] if b_ih is not None else [])
-    state = tuple(h.unsqueeze(0) for h in given)  # one layer, one direction
-    out, h_n = _forward(mode, x.unsqueeze(0), state if mode == "lstm" else state[0], weights, b_ih is not None,
-                        1, 0.0, False, False, False, backend)
-    res = tuple(h[0] for h in h_n) if mode == "lstm" else (h_n[0],)
-    if not batched:
-        res = tuple(r.squeeze(0) for r in res)
-    return res if mode == "lstm" else res[0]
+    _, h_n = _forward(mode, input.unsqueeze(0), state if mode == "lstm" or state is None else state[0], weights,
+                      b_ih is not None, 1, 0.0, False, False, False, backend)
+    return (h_n[0][0], h_n[1][0]) if mode == "lstm" else h_n[0]

@@ -6,6 +6,9 @@ import torch
 from torch import nn
 
 import fastrnn
+from fastrnn import _ext
+
+needs_cpu = pytest.mark.skipif(not _ext.has_cpu(), reason="fastrnn._C is not built")
 
 CASES = {
     # name: (call on a (module) returning the forward's arguments, expected exception, message pattern)
@@ -39,6 +42,58 @@ def test_same_exception_as_torch(cls, case):
         ref = getattr(nn, cls)(4, 5)
         with pytest.raises(exc):
             ref(*make_args(ref))
+
+
+def _raised(call) -> tuple[type, str] | None:
+    try:
+        call()
+    except Exception as e:  # noqa: BLE001  (any exception: the two paths must raise the same one)
+        return type(e), str(e)
+    return None
+
+
+@needs_cpu
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("cls", ["RNN", "LSTM", "GRU"])
+def test_cpp_checks_match_python(cls, case):
+    """The cpu backend checks in C++ (fastrnn::rnn, csrc/rnn.cpp) what functional.py checks for the others:
+    the same exception type and message."""
+    raised = []
+    for backend in ("cpu", "torch"):
+        m = getattr(fastrnn, cls)(4, 5, backend=backend)
+        args = CASES[case][0](m)
+        raised.append(_raised(lambda: m(*args)))
+    assert raised[0] is not None and raised[0] == raised[1]
+
+
+def _weights(proj: bool = False, **bad):
+    """A 2-layer bidirectional LSTM's flat weights (I=4, H=5), with the entries named in ``bad`` replaced."""
+    m = nn.LSTM(4, 5, num_layers=2, bidirectional=True, proj_size=3 if proj else 0)
+    return [bad.get(name, w) for name, w in zip(m._flat_weights_names, m._flat_weights)]
+
+
+WEIGHT_CASES = {
+    "count": lambda: _weights()[:-1],
+    "per-layer": lambda: _weights()[:4] * 4 + [torch.randn(20)] * 8,
+    "w_hh": lambda: _weights(weight_hh_l0=torch.randn(20, 4)),
+    "w_hh-1d": lambda: _weights(weight_hh_l0=torch.randn(20)),
+    "w_ih": lambda: _weights(weight_ih_l0=torch.randn(16, 4)),
+    "upper-input": lambda: _weights(weight_ih_l1=torch.randn(20, 5)),
+    "bias_ih": lambda: _weights(bias_ih_l0_reverse=torch.randn(21)),
+    "bias_hh": lambda: _weights(bias_hh_l1=torch.randn(20, 1)),
+    "w_hr": lambda: _weights(True, weight_hr_l1=torch.randn(3, 4)),
+    "w_device": lambda: _weights(bias_hh_l1=torch.randn(20, device="meta")),
+}
+
+
+@needs_cpu
+@pytest.mark.parametrize("case", WEIGHT_CASES)
+def test_cpp_weight_checks_match_python(case):
+    weights = WEIGHT_CASES[case]()
+    x = torch.randn(2, 3, 4)
+    raised = [_raised(lambda: fastrnn.functional.lstm(x, None, weights, True, 2, bidirectional=True, backend=b))
+              for b in ("cpu", "torch")]
+    assert raised[0] is not None and raised[0] == raised[1]
 
 
 @pytest.mark.parametrize("cls", ["RNNCell", "LSTMCell", "GRUCell"])

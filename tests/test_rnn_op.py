@@ -1,0 +1,67 @@
+"""fastrnn::rnn (csrc/rnn.cpp): on the cpu backend a module's or cell's whole forward over tensor input is
+one C++ op, never functional.py's layer loop; packed input still takes that loop. Outputs, states and every
+gradient against torch.nn (test_modules.py checks the full matrix of options through the same path)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import fastrnn
+from _models import CELLS, flatten, make_input, twins
+from fastrnn import _ext, functional
+
+pytestmark = pytest.mark.skipif(not _ext.has_cpu(), reason="fastrnn._C is not built")
+
+
+@pytest.fixture
+def stack_calls(monkeypatch):
+    """The calls of functional._stack, the Python layer loop, which still runs them."""
+    calls = []
+    stack = functional._stack
+
+    def counted(*args, **kwargs):
+        calls.append(args[0])
+        return stack(*args, **kwargs)
+
+    monkeypatch.setattr(functional, "_stack", counted)
+    return calls
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("kind", ["padded", "unbatched"])
+@pytest.mark.parametrize("with_hx", [True, False])
+def test_tensor_input_runs_in_one_op(cell, kind, with_hx, stack_calls):
+    ref, fast = twins(cell, num_layers=2, bidirectional=True, batch_first=True, backend="cpu")
+    build, leaves = make_input(kind, ref, with_hx=with_hx)
+    want, got = flatten(ref(*build())), flatten(fast(*build()))
+    assert stack_calls == []
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b)
+    cot = [torch.randn_like(t) for t in want]
+    params = list(ref.parameters())
+    for a, b in zip(torch.autograd.grad(got, leaves + list(fast.parameters()), cot),
+                    torch.autograd.grad(want, leaves + params, cot), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("cls", ["RNNCell", "LSTMCell", "GRUCell"])
+@pytest.mark.parametrize("batched", [True, False])
+def test_cells_run_in_one_op(cls, batched, stack_calls):
+    torch.manual_seed(0)
+    ref = getattr(torch.nn, cls)(4, 5)
+    fast = getattr(fastrnn, cls)(4, 5, backend="cpu")
+    fast.load_state_dict(ref.state_dict())
+    x = torch.randn(*((3,) if batched else ()), 4)
+    tensors = lambda r: list(r) if isinstance(r, tuple) else [r]  # noqa: E731  (LSTMCell returns (h, c))
+    for hx in (None, ref(x)):
+        for a, b in zip(tensors(fast(x, hx)), tensors(ref(x, hx)), strict=True):
+            torch.testing.assert_close(a, b)
+    assert stack_calls == []
+
+
+def test_packed_input_takes_the_layer_loop(stack_calls):
+    ref, fast = twins("lstm", backend="cpu")
+    build, _ = make_input("packed", ref)
+    for a, b in zip(flatten(fast(*build())), flatten(ref(*build())), strict=True):
+        torch.testing.assert_close(a, b)
+    assert stack_calls == ["lstm"]
