@@ -21,6 +21,9 @@ TORCH_LIBRARY(fastrnn, m) {
   // zeros, [h_0] or (LSTM) [h_0, c_0]; c_n is undefined (None) but for LSTM.
   m.def("rnn(str mode, Tensor input, Tensor[] hx, Tensor[] weights, bool has_biases, int num_layers, float dropout,"
         " bool train, bool bidirectional, bool batch_first) -> (Tensor output, Tensor h_n, Tensor c_n)");
+  // A *Cell's step through rnn: hx as there, h and (LSTM, else undefined) c in the input's rank.
+  m.def("cell(str mode, Tensor input, Tensor[] hx, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh)"
+        " -> (Tensor h, Tensor c)");
   // The cpu backend's cache of sequence buffers (cpu/seq_cache.cpp): the bytes it keeps, and freeing them.
   m.def("cached_bytes() -> int", &fastrnn::cpu::seq_cache_bytes);
   m.def("empty_cache() -> int", &fastrnn::cpu::seq_cache_release);

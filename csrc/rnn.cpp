@@ -1,10 +1,10 @@
-// fastrnn::rnn: the whole forward of torch.nn.RNN / LSTM / GRU (and, through functional.cell, of their
-// cells) on the cpu backend for tensor input: functional._forward's checks, with its messages and
+// fastrnn::rnn and fastrnn::cell: the whole forward of torch.nn.RNN / LSTM / GRU and of their cells on the
+// cpu backend for tensor input: functional._forward's and functional.cell's checks, with their messages and
 // exception types, the zero state, the layers x directions of fastrnn::layer, inter-layer dropout,
 // batch_first and unbatched input. In Python those took longer than the layer itself at small shapes
-// (LSTM T=1, B=1, H=64, 2 Zen 4 cores: the module's forward 52 us against the layer op's 17). Packed
-// input, autocast, torch.compile and the other backends take functional.py's path, whose checks these
-// mirror (tests/test_bad_input.py compares the two paths' messages).
+// (LSTM T=1, B=1, H=64, no grad, 2 Zen 4 cores: the module's forward 52 us against the layer op's 17; with
+// this op 38 us). Packed input, autocast, torch.compile and the other backends take functional.py's path,
+// whose checks these mirror (tests/test_bad_input.py compares the two paths' messages).
 #include <ATen/core/Tensor.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/ops/cat.h>
@@ -53,10 +53,10 @@ struct LayerWeights {
 
 // One layer-direction's weights in torch's flat order: w_ih, w_hh, [b_ih, b_hh], [w_hr].
 LayerWeights layer_weights(at::TensorList w, int64_t index, bool bias, bool proj) {
-  const int64_t per = 2 + 2 * bias + proj, at = index * per;
-  LayerWeights l{w[at], w[at + 1], std::nullopt, std::nullopt, std::nullopt};
-  if (bias) l.b_ih = w[at + 2], l.b_hh = w[at + 3];
-  if (proj) l.w_hr = w[at + per - 1];
+  const int64_t per = 2 + 2 * bias + proj, first = index * per;
+  LayerWeights l{w[first], w[first + 1], std::nullopt, std::nullopt, std::nullopt};
+  if (bias) l.b_ih = w[first + 2], l.b_hh = w[first + 3];
+  if (proj) l.w_hr = w[first + per - 1];
   return l;
 }
 
@@ -152,7 +152,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> rnn(c10::string_view mode_name, c
   if (hx.empty()) {
     for (size_t i = 0; i < states; ++i) h[i] = at::zeros({count, batch, sizes[i]}, x.options());
   } else {
-    TORCH_CHECK(hx.size() == states, "hx must be a tuple of ", states, " tensors (h_0, c_0), got ", hx.size());
+    TORCH_CHECK(hx.size() == states, lstm ? "hx must be a tuple of 2 tensors (h_0, c_0)" : "hx must be [h_0]", ", got ",
+                hx.size());
     const int64_t want = batched ? 3 : 2;
     for (size_t i = 0; i < states; ++i)
       TORCH_CHECK(hx[i].dim() == want, "For ", batched ? "batched 3-D" : "unbatched 2-D", " input, hx",
@@ -190,7 +191,32 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> rnn(c10::string_view mode_name, c
   return {out, hn, cn};
 }
 
+// functional.cell: a cell's step as one step of one layer, [B, I] (or unbatched [I]) input one rank up.
+std::tuple<at::Tensor, at::Tensor> cell(c10::string_view mode_name, const at::Tensor& input, at::TensorList hx,
+                                        const at::Tensor& w_ih, const at::Tensor& w_hh, const OptTensor& b_ih,
+                                        const OptTensor& b_hh) {
+  const Mode& mode = parse_mode(mode_name);
+  const bool lstm = mode.gates == 4;
+  const char* name = lstm ? "LSTMCell" : mode.gates == 3 ? "GRUCell" : "RNNCell";
+  TORCH_CHECK_VALUE(input.dim() == 1 || input.dim() == 2, name, ": Expected input to be 1D or 2D, got ", input.dim(),
+                    "D instead");
+  for (size_t i = 0; i < hx.size(); ++i)
+    TORCH_CHECK_VALUE(hx[i].dim() == 1 || hx[i].dim() == 2, name, ": Expected ",
+                      lstm ? "hx[" + std::to_string(i) + "]" : std::string("hidden"), " to be 1D or 2D, got ",
+                      hx[i].dim(), "D instead");
+  TORCH_CHECK_VALUE(b_ih.has_value() == b_hh.has_value(), name, ": b_ih and b_hh are given together or not at all");
+  std::vector<at::Tensor> states, weights{w_ih, w_hh};
+  for (const at::Tensor& h : hx) states.push_back(h.unsqueeze(0));
+  if (b_ih) weights.push_back(*b_ih), weights.push_back(*b_hh);
+  auto [out, h_n, c_n] = rnn(mode_name, input.unsqueeze(0), states, weights, b_ih.has_value(), 1, 0.0, false, false,
+                             false);
+  return {h_n.select(0, 0), lstm ? c_n.select(0, 0) : at::Tensor()};
+}
+
 }  // namespace
 }  // namespace fastrnn
 
-TORCH_LIBRARY_IMPL(fastrnn, CompositeImplicitAutograd, m) { m.impl("rnn", &fastrnn::rnn); }
+TORCH_LIBRARY_IMPL(fastrnn, CompositeImplicitAutograd, m) {
+  m.impl("rnn", &fastrnn::rnn);
+  m.impl("cell", &fastrnn::cell);
+}

@@ -6,8 +6,8 @@ validates everything before any kernel runs, and composes the one-layer, one-dir
 of the chosen backend over layers and directions. The input projection of each layer is one GEMM
 over all time steps, inside the layer's one autograd node (autograd.LayerFunction; on the cpu backend its
 C++ twin, torch.ops.fastrnn.layer). On the cpu backend, eager calls with tensor input run as one C++ op,
-torch.ops.fastrnn.rnn (csrc/rnn.cpp), which makes the same checks with the same messages and the same
-composition: at small shapes this module's Python took as long as the layer.
+torch.ops.fastrnn.rnn or (cells) torch.ops.fastrnn.cell (csrc/rnn.cpp), which make the same checks with the
+same messages and the same composition: at small shapes this module's Python took as long as the layer.
 """
 from __future__ import annotations
 
@@ -290,6 +290,10 @@ def gru(input, hx, weights, bias=True, num_layers=1, dropout=0.0, training=False
 def cell(mode: str, input: Tensor, hx, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
          *, backend=None):
     """One fused step of a ``*Cell``: batched [B, I] (or unbatched [I]) input, state of the same rank."""
+    states = _state_list(mode, hx)
+    if states is not None and _runs_in_cpp(input, backend):
+        h, c = torch.ops.fastrnn.cell.default(mode, input, states, w_ih, w_hh, b_ih, b_hh)
+        return (h, c) if mode == "lstm" else h
     name = {"rnn_tanh": "RNNCell", "rnn_relu": "RNNCell", "lstm": "LSTMCell", "gru": "GRUCell"}[mode]
     if input.dim() not in (1, 2):
         raise ValueError(f"{name}: Expected input to be 1D or 2D, got {input.dim()}D instead")

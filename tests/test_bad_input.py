@@ -96,6 +96,27 @@ def test_cpp_weight_checks_match_python(case):
     assert raised[0] is not None and raised[0] == raised[1]
 
 
+CELL_CASES = {
+    # name: (input, the state given as state(h) with h its tensor, or None)
+    "input-rank-3": (lambda state: (torch.randn(1, 2, 4), None)),
+    "hx-rank-3": (lambda state: (torch.randn(2, 4), state(torch.zeros(1, 2, 5)))),
+    "hx-batch": (lambda state: (torch.randn(2, 4), state(torch.zeros(3, 5)))),
+    "hx-rank-for-batched": (lambda state: (torch.randn(2, 4), state(torch.zeros(5)))),
+    "input-size": (lambda state: (torch.randn(2, 3), None)),
+    "input-dtype": (lambda state: (torch.randn(2, 4, dtype=torch.float64), None)),
+}
+
+
+@needs_cpu
+@pytest.mark.parametrize("case", CELL_CASES)
+@pytest.mark.parametrize("cls", ["RNNCell", "LSTMCell", "GRUCell"])
+def test_cpp_cell_checks_match_python(cls, case):
+    state = (lambda h: (h, h)) if cls == "LSTMCell" else (lambda h: h)
+    args = CELL_CASES[case](state)
+    raised = [_raised(lambda: getattr(fastrnn, cls)(4, 5, backend=b)(*args)) for b in ("cpu", "torch")]
+    assert raised[0] is not None and raised[0] == raised[1]
+
+
 @pytest.mark.parametrize("cls", ["RNNCell", "LSTMCell", "GRUCell"])
 def test_cell_rank_checks(cls):
     m = getattr(fastrnn, cls)(4, 5)
