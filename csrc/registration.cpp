@@ -17,10 +17,12 @@ TORCH_LIBRARY(fastrnn, m) {
   // has the recurrence ops alone.
   m.def("layer(str cell, Tensor x, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh, Tensor? w_hr, Tensor h0,"
         " Tensor? c0, Tensor? batch_sizes, bool reverse) -> Tensor[]");
-  // torch.nn's RNN forward over layers and directions of `layer`, for tensor input (rnn.cpp): hx is [] for
-  // zeros, [h_0] or (LSTM) [h_0, c_0]; c_n is undefined (None) but for LSTM.
+  // torch.nn's RNN forward over layers and directions of `layer` (rnn.cpp): input a tensor, or with batch_sizes
+  // (and the indices) a PackedSequence's fields; hx is [] for zeros, [h_0] or (LSTM) [h_0, c_0]; c_n is
+  // undefined (None) but for LSTM.
   m.def("rnn(str mode, Tensor input, Tensor[] hx, Tensor[] weights, bool has_biases, int num_layers, float dropout,"
-        " bool train, bool bidirectional, bool batch_first) -> (Tensor output, Tensor h_n, Tensor c_n)");
+        " bool train, bool bidirectional, bool batch_first, Tensor? batch_sizes=None, Tensor? sorted_indices=None,"
+        " Tensor? unsorted_indices=None) -> (Tensor output, Tensor h_n, Tensor c_n)");
   // A *Cell's step through rnn: hx as there, h and (LSTM, else undefined) c in the input's rank.
   m.def("cell(str mode, Tensor input, Tensor[] hx, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh)"
         " -> (Tensor h, Tensor c)");

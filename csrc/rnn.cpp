@@ -1,9 +1,9 @@
 // fastrnn::rnn and fastrnn::cell: the whole forward of torch.nn.RNN / LSTM / GRU and of their cells on the
-// cpu backend for tensor input: functional._forward's and functional.cell's checks, with their messages and
-// exception types, the zero state, the layers x directions of fastrnn::layer, inter-layer dropout,
-// batch_first and unbatched input. In Python those took longer than the layer itself at small shapes
-// (LSTM T=1, B=1, H=64, no grad, 2 Zen 4 cores: the module's forward 52 us against the layer op's 17; with
-// this op 38 us). Packed input, autocast, torch.compile and the other backends take functional.py's path,
+// cpu backend for tensor or packed input: functional._forward's and functional.cell's checks, with their
+// messages and exception types, the zero state, the layers x directions of fastrnn::layer, inter-layer
+// dropout, batch_first, unbatched and packed input. In Python those took longer than the layer itself at
+// small shapes (LSTM T=1, B=1, H=64, no grad, 2 Zen 4 cores: the module's forward 52 us against the layer
+// op's 17; with this op 38 us). Autocast, torch.compile and the other backends take functional.py's path,
 // whose checks these mirror (tests/test_bad_input.py compares the two paths' messages).
 #include <ATen/core/Tensor.h>
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -100,14 +100,14 @@ void check_state(const std::string& name, const at::Tensor& h, std::array<int64_
 }
 
 std::vector<at::Tensor> call_layer(const Mode& mode, const at::Tensor& x, const LayerWeights& l, const at::Tensor& h0,
-                                   const OptTensor& c0, bool reverse) {
+                                   const OptTensor& c0, const OptTensor& batch_sizes, bool reverse) {
   static const auto op =
       c10::Dispatcher::singleton()
           .findSchemaOrThrow("fastrnn::layer", "")
           .typed<std::vector<at::Tensor>(c10::string_view, const at::Tensor&, const at::Tensor&, const at::Tensor&,
                                          const OptTensor&, const OptTensor&, const OptTensor&, const at::Tensor&,
                                          const OptTensor&, const OptTensor&, bool)>();
-  return op.call(mode.name, x, l.w_ih, l.w_hh, l.b_ih, l.b_hh, l.w_hr, h0, c0, std::nullopt, reverse);
+  return op.call(mode.name, x, l.w_ih, l.w_hh, l.b_ih, l.b_hh, l.w_hr, h0, c0, batch_sizes, reverse);
 }
 
 // h_n (or c_n) from each layer-direction's [B, size]: one is returned as a [1, B, size] view, cheaper than
@@ -119,7 +119,8 @@ at::Tensor states_of(const std::vector<at::Tensor>& parts) {
 std::tuple<at::Tensor, at::Tensor, at::Tensor> rnn(c10::string_view mode_name, const at::Tensor& input,
                                                    at::TensorList hx, at::TensorList weights, bool has_biases,
                                                    int64_t num_layers, double dropout, bool train, bool bidirectional,
-                                                   bool batch_first) {
+                                                   bool batch_first, const OptTensor& batch_sizes,
+                                                   const OptTensor& sorted_indices, const OptTensor& unsorted_indices) {
   const Mode& mode = parse_mode(mode_name);
   const bool lstm = mode.gates == 4;
   const int64_t dirs = bidirectional ? 2 : 1, count = num_layers * dirs;
@@ -129,13 +130,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> rnn(c10::string_view mode_name, c
   const at::Tensor& w_hh0 = weights[1];
   const int64_t hidden = w_hh0.size(0) / mode.gates, out_size = w_hh0.size(1), input_size = weights[0].size(1);
 
-  TORCH_CHECK_VALUE(input.dim() == 2 || input.dim() == 3, mode.title, ": Expected input to be 2D or 3D, got ",
-                    input.dim(), "D instead");
-  const bool batched = input.dim() == 3;
-  at::Tensor x = batched ? input : input.unsqueeze(1);
-  if (batch_first && batched) x = x.transpose(0, 1);
-  TORCH_CHECK(x.size(0) > 0, "Expected sequence length to be larger than 0 in RNN");
-  const int64_t batch = x.size(1);
+  // Packed input is a PackedSequence's data ([N, I], its steps' rows one after another) and batch_sizes.
+  const bool packed = batch_sizes.has_value();
+  at::Tensor x = input;
+  if (packed) {
+    TORCH_CHECK(input.dim() == 2, "input must have 2 dimensions, got ", input.dim());
+  } else {
+    TORCH_CHECK_VALUE(input.dim() == 2 || input.dim() == 3, mode.title, ": Expected input to be 2D or 3D, got ",
+                      input.dim(), "D instead");
+    if (input.dim() == 2) x = input.unsqueeze(1);
+    else if (batch_first) x = input.transpose(0, 1);
+    TORCH_CHECK(x.size(0) > 0, "Expected sequence length to be larger than 0 in RNN");
+  }
+  const bool batched = packed || input.dim() == 3;
+  const int64_t batch = packed ? batch_sizes->select(0, 0).item<int64_t>() : x.size(1);
   TORCH_CHECK(x.size(-1) == input_size, "input.size(-1) must be equal to input_size. Expected ", input_size, ", got ",
               x.size(-1));
   TORCH_CHECK_VALUE(x.scalar_type() == w_hh0.scalar_type(), "RNN input dtype (", dtype(x),
@@ -162,6 +170,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> rnn(c10::string_view mode_name, c
     for (size_t i = 0; i < states; ++i) {
       h[i] = batched ? hx[i] : hx[i].unsqueeze(1);
       check_state(states > 1 ? "hidden[" + std::to_string(i) + "]" : "hidden", h[i], {count, batch, sizes[i]}, x);
+      if (sorted_indices) h[i] = h[i].index_select(1, *sorted_indices);
       h[i] = h[i].contiguous();
     }
   }
@@ -174,7 +183,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> rnn(c10::string_view mode_name, c
       const int64_t idx = layer * dirs + d;
       std::vector<at::Tensor> res = call_layer(mode, x, layer_weights(weights, idx, has_biases, proj),
                                                h[0].select(0, idx),
-                                               lstm ? OptTensor(h[1].select(0, idx)) : std::nullopt, d == 1);
+                                               lstm ? OptTensor(h[1].select(0, idx)) : std::nullopt, batch_sizes,
+                                               d == 1);
       outs.push_back(std::move(res[0]));
       h_n.push_back(std::move(res[1]));
       if (lstm) c_n.push_back(std::move(res[2]));
@@ -182,10 +192,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> rnn(c10::string_view mode_name, c
     x = dirs == 1 ? outs[0] : at::cat(outs, -1);
   }
   at::Tensor out = x, hn = states_of(h_n), cn = lstm ? states_of(c_n) : at::Tensor();
+  if (unsorted_indices) {
+    hn = hn.index_select(1, *unsorted_indices);
+    if (lstm) cn = cn.index_select(1, *unsorted_indices);
+  }
   if (!batched) {
     out = out.squeeze(1), hn = hn.squeeze(1);
     if (lstm) cn = cn.squeeze(1);
-  } else if (batch_first) {
+  } else if (batch_first && !packed) {
     out = out.transpose(0, 1);
   }
   return {out, hn, cn};
@@ -209,7 +223,7 @@ std::tuple<at::Tensor, at::Tensor> cell(c10::string_view mode_name, const at::Te
   for (const at::Tensor& h : hx) states.push_back(h.unsqueeze(0));
   if (b_ih) weights.push_back(*b_ih), weights.push_back(*b_hh);
   auto [out, h_n, c_n] = rnn(mode_name, input.unsqueeze(0), states, weights, b_ih.has_value(), 1, 0.0, false, false,
-                             false);
+                             false, std::nullopt, std::nullopt, std::nullopt);
   return {h_n.select(0, 0), lstm ? c_n.select(0, 0) : at::Tensor()};
 }
 

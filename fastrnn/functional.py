@@ -5,7 +5,7 @@ None) and the modules' flat weight list (per layer and direction: w_ih, w_hh, [b
 validates everything before any kernel runs, and composes the one-layer, one-direction recurrence
 of the chosen backend over layers and directions. The input projection of each layer is one GEMM
 over all time steps, inside the layer's one autograd node (autograd.LayerFunction; on the cpu backend its
-C++ twin, torch.ops.fastrnn.layer). On the cpu backend, eager calls with tensor input run as one C++ op,
+C++ twin, torch.ops.fastrnn.layer). On the cpu backend, eager calls (tensor or packed input) run as one C++ op,
 torch.ops.fastrnn.rnn or (cells) torch.ops.fastrnn.cell (csrc/rnn.cpp), which make the same checks with the
 same messages and the same composition: at small shapes this module's Python took as long as the layer.
 """
@@ -160,8 +160,8 @@ def _state_list(mode: str, hx) -> list[Tensor] | None:
 
 
 def _runs_in_cpp(input, backend) -> bool:
-    """Whether fastrnn::rnn (csrc/rnn.cpp) runs the whole call: tensor input with something to compute,
-    eager, without autocast, on the cpu backend."""
+    """Whether fastrnn::rnn (csrc/rnn.cpp) runs the whole call: input (a tensor, or a PackedSequence's data)
+    with something to compute, eager, without autocast, on the cpu backend."""
     return (isinstance(input, Tensor) and input.device.type == "cpu" and input.numel() != 0
             and not torch.compiler.is_compiling() and not torch.is_autocast_enabled("cpu")
             and select(input, backend) is Backend.CPU)
@@ -175,10 +175,13 @@ def _forward(mode: str, input, hx, weights: Sequence[Tensor], bias: bool, num_la
     if not 0 <= dropout <= 1:
         raise ValueError(f"dropout should be a number in range [0, 1], got {dropout}")
     states = _state_list(mode, hx)
-    if states is not None and _runs_in_cpp(input, backend):
-        out, h_n, c_n = torch.ops.fastrnn.rnn.default(mode, input, states, weights, bias, num_layers, dropout,
-                                                      training, bidirectional, batch_first)
-        return out, ((h_n, c_n) if mode == "lstm" else h_n)
+    packed = isinstance(input, PackedSequence)
+    if states is not None and _runs_in_cpp(input.data if packed else input, backend):
+        fields = tuple(input)[1:] if packed else ()  # batch_sizes, sorted_indices, unsorted_indices
+        out, h_n, c_n = torch.ops.fastrnn.rnn.default(mode, input.data if packed else input, states, weights, bias,
+                                                      num_layers, dropout, training, bidirectional, batch_first,
+                                                      *fields)
+        return PackedSequence(out, *fields) if packed else out, ((h_n, c_n) if mode == "lstm" else h_n)
     proj = _check_weights(mode, weights, bias, num_layers, num_dirs)
     w_hh0 = weights[1]
     hidden = w_hh0.shape[0] // _GATES[mode]
@@ -186,7 +189,6 @@ def _forward(mode: str, input, hx, weights: Sequence[Tensor], bias: bool, num_la
     input_size = weights[0].shape[1]
     name = _NAMES[mode]
 
-    packed = isinstance(input, PackedSequence)
     if packed:
         x, batch_sizes, sorted_indices, unsorted_indices = input
         if x.dim() != 2:

@@ -23,7 +23,16 @@ CASES = {
     "hx-dtype": (lambda m: (torch.randn(2, 3, 4), _hx(m, (1, 3, 5), torch.float64)), (ValueError, RuntimeError),
                  "dtype"),
     "hx-device": (lambda m: (torch.randn(2, 3, 4), _hx(m, (1, 3, 5), device="meta")), RuntimeError, "meta"),
+    "packed-hx-batch": (lambda m: (_packed(), _hx(m, (1, 2, 5))), RuntimeError, r"Expected hidden.* size"),
+    "packed-feature-size": (lambda m: (_packed(5),), RuntimeError, "input_size. Expected 4, got 5"),
+    "packed-data-rank": (lambda m: (nn.utils.rnn.PackedSequence(torch.randn(6, 1, 4), torch.tensor([3, 2, 1])),),
+                         RuntimeError, "input must have 2 dimensions"),
 }
+
+
+def _packed(features=4):
+    """A PackedSequence of 3 sequences (lengths 3, 2, 1)."""
+    return nn.utils.rnn.pack_sequence([torch.randn(n, features) for n in (3, 2, 1)])
 
 
 def _hx(m, shape, dtype=torch.float32, device="cpu"):
