@@ -16,6 +16,7 @@
 #include <array>
 #include <string>
 
+#include "cell_kinds.h"
 #include "cpu/lstm.h"
 #include "cpu/matmul.h"
 
@@ -27,14 +28,6 @@ using torch::autograd::variable_list;
 using OptTensor = std::optional<at::Tensor>;
 
 constexpr const char* kOp = "fastrnn::layer";
-enum Cell : int64_t { kTanh, kRelu, kLstm, kGru };
-constexpr std::array<const char*, 4> kCellNames = {"rnn_tanh", "rnn_relu", "lstm", "gru"};
-
-Cell parse_cell(c10::string_view name) {
-  for (size_t i = 0; i < kCellNames.size(); ++i)
-    if (name == kCellNames[i]) return Cell(i);
-  TORCH_CHECK_VALUE(false, kOp, ": cell must be rnn_tanh, rnn_relu, lstm or gru, got '", name, "'");
-}
 
 OptTensor optional(const at::Tensor& t) { return t.defined() ? OptTensor(t) : std::nullopt; }
 at::Tensor rows(const at::Tensor& t) { return t.reshape({-1, t.size(-1)}); }
@@ -62,7 +55,7 @@ std::pair<variable_list, variable_list> run_forward(Cell cell, const Tensors& in
   TORCH_CHECK_VALUE(b_ih.defined() == b_hh.defined(), kOp, ": b_ih and b_hh are given together or not at all");
   TORCH_CHECK_VALUE(x.dim() >= 1 && w_ih.dim() == 2 && w_hh.dim() == 2, kOp,
                     ": x must have a feature dimension, w_ih and w_hh must be 2-D");
-  const int64_t G = w_ih.size(0), H = w_hh.size(0) / (cell == kLstm ? 4 : cell == kGru ? 3 : 1);
+  const int64_t G = w_ih.size(0), H = w_hh.size(0) / kCellKinds[cell].gates;
   // The bias added in the projection; GRU's b_hn stays out (it sits inside r * (W_hn h + b_hn)).
   at::Tensor b, b_hn;
   if (b_ih.defined()) {
@@ -152,8 +145,8 @@ Tensors reference_grads(Cell cell, const Tensors& in, bool reverse, const variab
   const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("fastrnn::layer_reference_grads", "");
   c10::List<OptTensor> inputs;
   for (const at::Tensor& t : in) inputs.push_back(optional(t));
-  torch::jit::Stack stack{c10::IValue(std::string(kCellNames[cell])), c10::IValue(inputs), c10::IValue(reverse),
-                          c10::IValue(grads)};
+  torch::jit::Stack stack{c10::IValue(std::string(kCellKinds[cell].name)), c10::IValue(inputs),
+                          c10::IValue(reverse), c10::IValue(grads)};
   op.callBoxed(stack);
   const std::vector<at::Tensor> found = stack.at(0).toTensorVector();
   Tensors out;
@@ -226,7 +219,8 @@ std::vector<at::Tensor> layer_forward(c10::string_view cell, const at::Tensor& x
                                       const at::Tensor& w_hh, const OptTensor& b_ih, const OptTensor& b_hh,
                                       const OptTensor& w_hr, const at::Tensor& h0, const OptTensor& c0,
                                       const OptTensor& batch_sizes, bool reverse) {
-  return run_forward(parse_cell(cell), tensors(x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, batch_sizes), reverse, false)
+  return run_forward(parse_cell(kOp, "cell", cell), tensors(x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, batch_sizes),
+                     reverse, false)
       .first;
 }
 
@@ -243,8 +237,8 @@ std::vector<at::Tensor> layer_autograd(c10::string_view cell, const at::Tensor& 
     at::AutoDispatchBelowADInplaceOrView below_autograd;
     return layer_forward(cell, x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, batch_sizes, reverse);
   }
-  return LayerFunction::apply(int64_t(parse_cell(cell)), x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, batch_sizes,
-                              reverse);
+  return LayerFunction::apply(int64_t(parse_cell(kOp, "cell", cell)), x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0,
+                              batch_sizes, reverse);
 }
 
 }  // namespace

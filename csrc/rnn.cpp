@@ -18,23 +18,12 @@
 #include <string>
 #include <vector>
 
+#include "cell_kinds.h"
+
 namespace fastrnn {
 namespace {
 
 using OptTensor = std::optional<at::Tensor>;
-
-struct Mode {
-  c10::string_view name;
-  const char* title;  // torch.nn's class name in messages
-  int64_t gates;
-};
-constexpr Mode kModes[] = {{"rnn_tanh", "RNN", 1}, {"rnn_relu", "RNN", 1}, {"lstm", "LSTM", 4}, {"gru", "GRU", 3}};
-
-const Mode& parse_mode(c10::string_view name) {
-  for (const Mode& m : kModes)
-    if (m.name == name) return m;
-  TORCH_CHECK_VALUE(false, "fastrnn::rnn: mode must be rnn_tanh, rnn_relu, lstm or gru, got '", name, "'");
-}
 
 // Python's tuple(t.shape) / list(t.shape) and str(dtype), as functional.py's messages print them.
 std::string shape(at::IntArrayRef sizes, bool as_list = false) {
@@ -61,7 +50,7 @@ LayerWeights layer_weights(at::TensorList w, int64_t index, bool bias, bool proj
 }
 
 // functional._check_weights: returns whether the weights carry LSTM projections.
-bool check_weights(const Mode& mode, at::TensorList weights, bool bias, int64_t layers, int64_t dirs) {
+bool check_weights(const CellKind& mode, at::TensorList weights, bool bias, int64_t layers, int64_t dirs) {
   const int64_t n = weights.size(), count = layers * dirs, base = 2 + 2 * bias;
   TORCH_CHECK_VALUE(n % count == 0, "weights: expected a multiple of num_layers * num_directions = ", count,
                     " tensors, got ", n);
@@ -99,8 +88,9 @@ void check_state(const std::string& name, const at::Tensor& h, std::array<int64_
                     dtype(x), ")");
 }
 
-std::vector<at::Tensor> call_layer(const Mode& mode, const at::Tensor& x, const LayerWeights& l, const at::Tensor& h0,
-                                   const OptTensor& c0, const OptTensor& batch_sizes, bool reverse) {
+std::vector<at::Tensor> call_layer(const CellKind& mode, const at::Tensor& x, const LayerWeights& l,
+                                   const at::Tensor& h0, const OptTensor& c0, const OptTensor& batch_sizes,
+                                   bool reverse) {
   static const auto op =
       c10::Dispatcher::singleton()
           .findSchemaOrThrow("fastrnn::layer", "")
@@ -121,8 +111,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> rnn(c10::string_view mode_name, c
                                                    int64_t num_layers, double dropout, bool train, bool bidirectional,
                                                    bool batch_first, const OptTensor& batch_sizes,
                                                    const OptTensor& sorted_indices, const OptTensor& unsorted_indices) {
-  const Mode& mode = parse_mode(mode_name);
-  const bool lstm = mode.gates == 4;
+  const Cell kind = parse_cell("fastrnn::rnn", "mode", mode_name);
+  const CellKind& mode = kCellKinds[kind];
+  const bool lstm = kind == kLstm;
   const int64_t dirs = bidirectional ? 2 : 1, count = num_layers * dirs;
   TORCH_CHECK_VALUE(num_layers >= 1, "num_layers must be a positive integer, got ", num_layers);
   TORCH_CHECK_VALUE(dropout >= 0 && dropout <= 1, "dropout should be a number in range [0, 1], got ", dropout);
@@ -136,7 +127,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> rnn(c10::string_view mode_name, c
   if (packed) {
     TORCH_CHECK(input.dim() == 2, "input must have 2 dimensions, got ", input.dim());
   } else {
-    TORCH_CHECK_VALUE(input.dim() == 2 || input.dim() == 3, mode.title, ": Expected input to be 2D or 3D, got ",
+    TORCH_CHECK_VALUE(input.dim() == 2 || input.dim() == 3, mode.module, ": Expected input to be 2D or 3D, got ",
                       input.dim(), "D instead");
     if (input.dim() == 2) x = input.unsqueeze(1);
     else if (batch_first) x = input.transpose(0, 1);
@@ -209,9 +200,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> rnn(c10::string_view mode_name, c
 std::tuple<at::Tensor, at::Tensor> cell(c10::string_view mode_name, const at::Tensor& input, at::TensorList hx,
                                         const at::Tensor& w_ih, const at::Tensor& w_hh, const OptTensor& b_ih,
                                         const OptTensor& b_hh) {
-  const Mode& mode = parse_mode(mode_name);
-  const bool lstm = mode.gates == 4;
-  const char* name = lstm ? "LSTMCell" : mode.gates == 3 ? "GRUCell" : "RNNCell";
+  const Cell kind = parse_cell("fastrnn::cell", "mode", mode_name);
+  const CellKind& mode = kCellKinds[kind];
+  const bool lstm = kind == kLstm;
+  const char* name = mode.cell_module;
   TORCH_CHECK_VALUE(input.dim() == 1 || input.dim() == 2, name, ": Expected input to be 1D or 2D, got ", input.dim(),
                     "D instead");
   for (size_t i = 0; i < hx.size(); ++i)
