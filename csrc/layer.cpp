@@ -100,15 +100,17 @@ std::pair<variable_list, variable_list> run_forward(Cell cell, const Tensors& in
 }
 
 // The recurrence's backward op: grad_xw and the gradients of w_hh, w_hr, b_hn, h0, c0 (undefined where
-// the cell has none), and the sum of grad_xw's rows where the op added it up (the LSTM on the CPU), else undefined.
-std::array<at::Tensor, 7> recurrence_backward(Cell cell, const Tensors& in, bool reverse, const at::Tensor& output,
-                                              const variable_list& saved, const variable_list& grads) {
+// the cell has none); the sum of grad_xw's rows where the op added it up (the LSTM on the CPU), and the
+// wanted gradients of x and w_ih where it computed them (beside a loop of one thread), else undefined.
+std::array<at::Tensor, 9> recurrence_backward(Cell cell, const Tensors& in, bool reverse, const at::Tensor& output,
+                                              const variable_list& saved, const variable_list& grads, bool grad_x,
+                                              bool grad_w_ih) {
   const OptTensor bs = optional(in[kBatchSizes]);
   if (cell == kLstm && grads[0].is_cpu()) {
-    auto [d_xw, d_w_hh, d_w_hr, d_h0, d_c0, d_bias] =
-        cpu::lstm_backward(grads[0], grads[1], grads[2], in[kWhh], optional(in[kWhr]), in[kH0], in[kC0], output,
-                           saved[0], saved[1], bs, reverse, in[kBih].defined());
-    return {d_xw, d_w_hh, in[kWhr].defined() ? d_w_hr : at::Tensor(), at::Tensor(), d_h0, d_c0, d_bias};
+    const cpu::LstmGrads g = cpu::lstm_backward(grads[0], grads[1], grads[2], in[kWhh], optional(in[kWhr]), in[kH0],
+                                                in[kC0], output, saved[0], saved[1], bs, reverse, in[kBih].defined(),
+                                                {in[kX], in[kWih], grad_x, grad_w_ih});
+    return {g.xw, g.w_hh, in[kWhr].defined() ? g.w_hr : at::Tensor(), at::Tensor(), g.h0, g.c0, g.bias, g.x, g.w_ih};
   }
   if (cell == kLstm) {
     static const auto op = find_op<std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>(
@@ -117,7 +119,7 @@ std::array<at::Tensor, 7> recurrence_backward(Cell cell, const Tensors& in, bool
         "fastrnn::lstm_backward");
     auto [d_xw, d_w_hh, d_w_hr, d_h0, d_c0] = op.call(grads[0], grads[1], grads[2], in[kWhh], optional(in[kWhr]),
                                                       in[kH0], in[kC0], output, saved[0], saved[1], bs, reverse);
-    return {d_xw, d_w_hh, in[kWhr].defined() ? d_w_hr : at::Tensor(), at::Tensor(), d_h0, d_c0, at::Tensor()};
+    return {d_xw, d_w_hh, in[kWhr].defined() ? d_w_hr : at::Tensor(), at::Tensor(), d_h0, d_c0, {}, {}, {}};
   }
   if (cell == kGru) {
     static const auto op = find_op<std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>(
@@ -128,7 +130,7 @@ std::array<at::Tensor, 7> recurrence_backward(Cell cell, const Tensors& in, bool
     const OptTensor b_hn = b_hh.defined() ? OptTensor(b_hh.narrow(0, 2 * H, H)) : std::nullopt;
     auto [d_xw, d_w_hh, d_b_hn, d_h0] =
         op.call(grads[0], grads[1], in[kWhh], b_hn, in[kH0], output, saved[0], bs, reverse);
-    return {d_xw, d_w_hh, at::Tensor(), d_b_hn, d_h0, at::Tensor(), at::Tensor()};
+    return {d_xw, d_w_hh, at::Tensor(), d_b_hn, d_h0, {}, {}, {}, {}};
   }
   using RnnBackward = std::tuple<at::Tensor, at::Tensor, at::Tensor>(
       const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, const OptTensor&,
@@ -137,7 +139,7 @@ std::array<at::Tensor, 7> recurrence_backward(Cell cell, const Tensors& in, bool
   static const auto relu_op = find_op<RnnBackward>("fastrnn::rnn_relu_backward");
   auto [d_xw, d_w_hh, d_h0] = (cell == kTanh ? tanh_op : relu_op).call(grads[0], grads[1], in[kWhh], in[kH0], output,
                                                                         bs, reverse);
-  return {d_xw, d_w_hh, at::Tensor(), at::Tensor(), d_h0, at::Tensor(), at::Tensor()};
+  return {d_xw, d_w_hh, at::Tensor(), at::Tensor(), d_h0, {}, {}, {}, {}};
 }
 
 // Double backward: the gradients of the plain-PyTorch layer, differentiable again (autograd.py).
@@ -194,11 +196,11 @@ class LayerFunction : public torch::autograd::Function<LayerFunction> {
     }
     for (at::Tensor& g : grads) g = g.contiguous();
     const variable_list activations(saved.begin() + kInputs + 1, saved.end());
-    const auto [d_xw, d_w_hh, d_w_hr, d_b_hn, d_h0, d_c0, d_bias] =
-        recurrence_backward(cell, in, reverse, saved[kInputs], activations, grads);
+    const auto [d_xw, d_w_hh, d_w_hr, d_b_hn, d_h0, d_c0, d_bias, d_x, d_w_ih] =
+        recurrence_backward(cell, in, reverse, saved[kInputs], activations, grads, need[kX], need[kWih]);
     const at::Tensor d_rows = rows(d_xw);
-    if (need[kX]) set(kX, cpu::matmul(d_rows, in[kWih]).view(in[kX].sizes()));
-    if (need[kWih]) set(kWih, cpu::matmul(d_rows.t(), rows(in[kX])));
+    if (need[kX]) set(kX, d_x.defined() ? d_x : cpu::matmul(d_rows, in[kWih]).view(in[kX].sizes()));
+    if (need[kWih]) set(kWih, d_w_ih.defined() ? d_w_ih : cpu::matmul(d_rows.t(), rows(in[kX])));
     set(kWhh, d_w_hh);
     set(kWhr, d_w_hr);
     set(kH0, d_h0);

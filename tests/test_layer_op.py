@@ -5,6 +5,8 @@ double backward (which calls back into Python)."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -194,3 +196,70 @@ def test_team_split(cell, proj, packed, reverse, fuse, split, monkeypatch):
         torch.set_num_threads(threads)
     for a, b in zip([*got, *got_grads], [*want, *want_grads], strict=True):
         assert_close_rule(a, b)
+
+
+@pytest.mark.parametrize("B,packed,reverse", [(1, False, False), (2, False, True), (2, True, True), (2, True, False)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_products_beside_loop(B, packed, reverse, bias, monkeypatch):
+    """An LSTM whose time loop runs on one thread (B <= 2, H=20: a step's GEMM too small for a team), given two,
+    runs its input projection ahead of the forward loop and its weight gradients behind the backward loop on
+    the second (FASTRNN_CPU_BESIDE=0 turns that off; cpu/ahead.h): outputs and every gradient against the
+    float64 node, also with only some inputs needing one (then dx or dW_ih is left out), and the same bits at
+    every call (the chunks are fixed by the shapes). T=37 makes chunks of 8 and 16 steps and a partial last
+    one; packed, the steps shrink from 2 rows to 1 (reversed, grow: h_{t-1} from h0 in part). x (unpacked,
+    as batch_first gives it) and w_ih are views that are not contiguous."""
+    g = torch.Generator().manual_seed(7)
+    T, I, H = 37, 6, 20
+    batch_sizes = torch.tensor([2] * 20 + [1] * 17) if packed else None
+    rand = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64) * 0.5  # noqa: E731
+    # Weights at torch.nn's scale: the gradients of 37 steps stay well conditioned.
+    w = lambda *s: rand(*s) * H ** -0.5  # noqa: E731
+    inputs = [rand(int(batch_sizes.sum()), I) if packed else rand(B, T, I).transpose(0, 1), w(I, 4 * H).t(),
+              w(4 * H, H), w(4 * H) if bias else None, w(4 * H) if bias else None, None, rand(B, H), rand(B, H),
+              batch_sizes]
+    tensors = [t for t in inputs[:-1] if t is not None]
+    single = [t.float() if t is not None and t.is_floating_point() else t for t in inputs]  # strides kept
+    leaves = [t for t in single[:-1] if t is not None]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        # Every input, then all but x (no dx), then all but w_ih (no dW_ih).
+        for skip in (None, 0, 1):
+            wanted = [i for i in range(len(tensors)) if i != skip]
+            for t in (*tensors, *leaves):
+                t.requires_grad_(False)
+            for i in wanted:
+                tensors[i].requires_grad_()
+                leaves[i].requires_grad_()
+            want = torch.ops.fastrnn.layer("lstm", *inputs, reverse)
+            grads = [torch.randn_like(o) * len(inputs[0].flatten(0, -2)) ** -0.5 for o in want]
+            want_grads = torch.autograd.grad(want, [tensors[i] for i in wanted], grads)
+            runs = {}
+            for beside in ("1", "1", "0"):
+                monkeypatch.setenv("FASTRNN_CPU_BESIDE", beside)
+                got = torch.ops.fastrnn.layer("lstm", *single, reverse)
+                got_grads = torch.autograd.grad(got, [leaves[i] for i in wanted], [x.float() for x in grads])
+                for a, b in zip([*got, *got_grads], [*want, *want_grads], strict=True):
+                    assert_close_rule(a, b)
+                if beside in runs:
+                    for a, b in zip(runs[beside], [*got, *got_grads], strict=True):
+                        torch.testing.assert_close(a, b, rtol=0, atol=0)
+                runs[beside] = [*got, *got_grads]
+            if (os.environ.get("FASTRNN_CPU_GEMM") == "panel" and os.environ.get("FASTRNN_CPU_VEC") != "0"
+                    and os.environ.get("OMP_THREAD_LIMIT") != "1"):
+                # The panel GEMM runs (test_cpu_builds sets this) on two threads: dW_hh came in chunks.
+                d_w_hh = len(want) + wanted.index(2)
+                assert not torch.equal(runs["1"][d_w_hh], runs["0"][d_w_hh])
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_products_beside_loop_given_one_thread():
+    """Where OpenMP gives the team of two one thread (OMP_THREAD_LIMIT=1, while torch still counts two), the
+    loop's own thread runs the products, before the forward loop and after the backward one, instead of
+    waiting for a second thread that never comes."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k", "test_products_beside_loop["],
+        env={**os.environ, "OMP_THREAD_LIMIT": "1"}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert " passed" in done.stdout

@@ -12,6 +12,7 @@
 #include <c10/util/BFloat16.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
@@ -404,6 +405,37 @@ inline void team_barrier(int64_t threads) {
 #endif
 }
 
+// Products that a second thread runs beside a time loop of one thread (ahead.h), a chunk of steps at a
+// time, the two meeting through the count of steps done: published with release (which makes the rows
+// written before it visible) and spun on with acquire. Ahead of a forward loop the loop waits for it;
+// behind a backward loop it waits for the loop.
+class BesideLoop {
+ public:
+  explicit BesideLoop(bool ahead) : ahead_(ahead) {}
+  virtual ~BesideLoop() = default;
+  bool ahead() const { return ahead_; }
+  // On the second thread, beside the loop over sch.
+  virtual void run(const Schedule& sch) = 0;
+  // With no second thread: on the loop's, before a forward loop (then every step is published) or after
+  // a backward one.
+  virtual void run_alone(const Schedule& sch) = 0;
+  // On the loop's thread after the loop, while the second still runs: its share of the work.
+  virtual void after_loop(const Schedule&) {}
+  void publish(int64_t steps) { done_.store(steps, std::memory_order_release); }
+  int64_t published() const { return done_.load(std::memory_order_acquire); }
+  void wait_for(int64_t steps) const {
+    while (done_.load(std::memory_order_acquire) < steps) {
+#if defined(__x86_64__)
+      __builtin_ia32_pause();
+#endif
+    }
+  }
+
+ private:
+  bool ahead_;
+  std::atomic<int64_t> done_{0};
+};
+
 // How a panel time loop's team shares the work: by unit blocks, each member computing its units'
 // columns of every row and meeting the others once per step (or twice, with a projection), or by batch
 // rows, each member running whole rows through every step alone: rows never read each other, so no
@@ -444,6 +476,27 @@ inline int64_t row_team(int64_t B) {
 inline TeamPlan team_plan(double step_flops, int64_t blocks, int64_t B) {
   const int64_t rows = row_team(B);
   return rows > 1 ? TeamPlan{rows, true} : TeamPlan{team_size(step_flops, blocks), false};
+}
+
+// Runs loop(thread, threads) on the plan's team; with `beside` (null or not, a loop that waits for it or
+// publishes to it either way) on a team of two whose second member runs it, where the plan has one thread
+// and another is free, else on the loop's thread before or after the loop.
+template <typename F>
+void run_team(const TeamPlan& plan, const Schedule& sch, BesideLoop* beside, const F& loop) {
+  const bool two = beside && plan.threads == 1 && at::get_num_threads() >= 2 && !at::in_parallel_region();
+  if (!two) {
+    if (beside && beside->ahead()) beside->run_alone(sch);
+    team(plan.threads, loop);
+    if (beside && !beside->ahead()) beside->run_alone(sch);
+    return;
+  }
+  team(2, [&](int64_t thread, int64_t threads) {
+    if (thread == 1) return beside->run(sch);
+    if (threads < 2 && beside->ahead()) beside->run_alone(sch);  // OpenMP gave one thread
+    loop(0, 1);
+    if (threads < 2 && !beside->ahead()) beside->run_alone(sch);
+    if (threads >= 2) beside->after_loop(sch);
+  });
 }
 
 // A team member's share: unit blocks [b0, b1) (units [j0, j1) of H) of batch rows [r0, r1). Split by
@@ -585,12 +638,12 @@ class FloatSteps {
 //   after their cells. With enough rows (team_plan) the members share the batch rows instead, each
 //   running its rows' every unit, and never meet. Without float rows (bfloat16 storage and no hseq) the
 //   loop runs on MKL. With `in`, g also gets x_t @ W_ih^T (the panel GEMM only: the caller checks
-//   panel_gemm_kernel).
+//   panel_gemm_kernel). With `ahead` (whose work writes the steps' xw rows), each step waits for its rows.
 // - Otherwise each step runs one StepGemm (MKL) on the running state hs, then the cell over for_units.
 template <typename T, typename A, typename Cell>
 void forward_steps(const Schedule& sch, const A* w, int64_t gates, int64_t H, int64_t B, const T* out,
                    const at::Tensor& h0, const A* hs, A* g, int64_t cost_per_unit, const Cell& cell,
-                   const FusedInput& in = {}, const float* hseq = nullptr) {
+                   const FusedInput& in = {}, const float* hseq = nullptr, BesideLoop* ahead = nullptr) {
   const int64_t G = gates * H;
   if constexpr (std::is_same_v<A, float>) {
     const float* seq = nullptr;
@@ -601,10 +654,11 @@ void forward_steps(const Schedule& sch, const A* w, int64_t gates, int64_t H, in
       const at::Tensor h0c = h0.to(at::kFloat).contiguous();
       const float* init = h0c.const_data_ptr<float>();
       const TeamPlan plan = team_plan(2.0 * B * G * (H + in.I), recurrent.blocks(), B);
-      team(plan.threads, [&](int64_t thread, int64_t threads) {
+      run_team(plan, sch, ahead, [&](int64_t thread, int64_t threads) {
         const TeamShare my(recurrent, H, B, thread, threads, plan.by_rows);
         for (int64_t s = 0; s < sch.steps(); ++s) {
           const Step st = sch.step(s);
+          if (ahead) ahead->wait_for(s + 1);
           gemm_prev_h(recurrent, panel, st, seq, init, H, g, G, my, in.x, in.I);
           for (int64_t b = my.r0; b < my.end(st.rows); ++b) cell(st, b, my.j0, my.j1);
           plan.barrier(threads);
@@ -614,6 +668,7 @@ void forward_steps(const Schedule& sch, const A* w, int64_t gates, int64_t H, in
     }
   }
   TORCH_INTERNAL_ASSERT(in.x == nullptr && hseq == nullptr, "the input projection and hseq are the panel GEMM's");
+  if (ahead) ahead->run_alone(sch);
   const StepGemm<A> recurrent(true, H, G, w, H, B);  // h @ W_hh^T
   for (int64_t s = 0; s < sch.steps(); ++s) {
     const Step st = sch.step(s);
@@ -627,22 +682,24 @@ void forward_steps(const Schedule& sch, const A* w, int64_t gates, int64_t H, in
 // then dh (+)= dg_step @ W_hh (added to dh's contents with accumulate).
 // - On the panel GEMM (float accumulation), each team member runs the cell of its units and, once every
 //   member has, computes dh's columns of those units, the only ones its next cell reads; or, split by rows
-//   (team_plan), runs its rows' cells and dh rows and never meets the others.
+//   (team_plan), runs its rows' cells and dh rows and never meets the others. With `behind` (whose work
+//   reads the steps' dg rows), each step's cells publish the step.
 // - Otherwise the cell over for_units, then one StepGemm (MKL).
 template <typename A, typename Cell>
 void backward_steps(const Schedule& sch, const A* w, int64_t gates, int64_t H, int64_t B, const A* dg, A* dh,
-                    bool accumulate, int64_t cost_per_unit, const Cell& cell) {
+                    bool accumulate, int64_t cost_per_unit, const Cell& cell, BesideLoop* behind = nullptr) {
   const int64_t G = gates * H;
   if constexpr (std::is_same_v<A, float>) {
     if (const vec::PanelGemmFn panel = panel_gemm_kernel(B)) {
       const PanelWeights recurrent(w, H, false, G, H, 1);
       const TeamPlan plan = team_plan(2.0 * B * G * H, recurrent.blocks(), B);
-      team(plan.threads, [&](int64_t thread, int64_t threads) {
+      run_team(plan, sch, behind, [&](int64_t thread, int64_t threads) {
         const TeamShare my(recurrent, H, B, thread, threads, plan.by_rows);
         for (int64_t s = sch.steps() - 1; s >= 0; --s) {
           const Step st = sch.step(s);
           const int64_t r0 = my.r0, r1 = my.end(st.rows);
           for (int64_t b = r0; b < r1; ++b) cell(st, b, my.j0, my.j1);
+          if (behind) behind->publish(sch.steps() - s);
           plan.barrier(threads);
           if (r1 > r0)
             recurrent.gemm(panel, r1 - r0, dg + (st.row + r0) * G, G, dh + r0 * H, H, my.b0, my.b1, accumulate);
@@ -657,6 +714,7 @@ void backward_steps(const Schedule& sch, const A* w, int64_t gates, int64_t H, i
     for_units(st.rows, H, cost_per_unit, [&](int64_t b, int64_t j0, int64_t j1) { cell(st, b, j0, j1); });
     recurrent(st.rows, dg + st.row * G, G, accumulate ? A(1) : A(0), dh, H);
   }
+  if (behind) behind->run_alone(sch);
 }
 
 // Row pointer of h_{t-1} (or c_{t-1}) for row b of step st: from the previous step's rows of

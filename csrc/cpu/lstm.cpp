@@ -5,6 +5,7 @@
 
 #include "cells.h"
 #include "common.h"
+#include "cpu/ahead.h"
 #include "cpu/lstm.h"
 #include "cpu/matmul.h"
 
@@ -108,11 +109,12 @@ template <typename T>
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
     const Dims& d, const Schedule& sch, const at::Tensor& xw_, const at::Tensor& w_hh,
     const std::optional<at::Tensor>& w_hr, const at::Tensor& h0, const at::Tensor& c0, bool save,
-    const std::optional<at::Tensor>& bias, bool gates_in_xw, const at::Tensor& w_ih = at::Tensor()) {
+    const std::optional<at::Tensor>& bias, bool gates_in_xw, const at::Tensor& w_ih = at::Tensor(),
+    BesideLoop* ahead = nullptr) {
   using A = acc_t<T>;
   const int64_t H = d.H, P = d.P, G = 4 * H;
   const bool proj = w_hr.has_value(), fused = w_ih.defined();
-  TORCH_INTERNAL_ASSERT(!(fused && gates_in_xw));
+  TORCH_INTERNAL_ASSERT(!(fused && gates_in_xw) && !(ahead && (proj || fused)));
   const at::Tensor xw = xw_.contiguous(), W = to_acc<A>(w_hh), Wr = proj ? to_acc<A>(*w_hr) : at::Tensor();
   const at::Tensor Wih = fused ? w_ih.contiguous() : at::Tensor();
   const at::Tensor bias_acc = bias.has_value() ? to_acc<A>(*bias) : at::Tensor();
@@ -171,7 +173,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
   if (proj)
     projected_forward_steps<T>(sch, w, Wr.const_data_ptr<A>(), H, P, d.B, out, h0, hs, hus, g, cell, in);
   else
-    forward_steps<T>(sch, w, 4, H, d.B, out, h0, hs, g, 12, cell, in, hsq);
+    forward_steps<T>(sch, w, 4, H, d.B, out, h0, hs, g, 12, cell, in, hsq, ahead);
   if (hsq) hseq.last_into(sch, d.B, hs);
   const auto dt = xw.scalar_type();
   return {output, h.to(dt), c.to(dt), gates.result(), cells.result()};
@@ -186,7 +188,7 @@ template <typename T>
 LstmGrads backward(const Dims& d, const Schedule& sch, const at::Tensor& grad_output_, const at::Tensor& grad_h_n,
                    const at::Tensor& grad_c_n, const at::Tensor& w_hh, const std::optional<at::Tensor>& w_hr,
                    const at::Tensor& h0_, const at::Tensor& c0_, const at::Tensor& output_, const at::Tensor& gates_,
-                   const at::Tensor& cells_, bool bias_grad) {
+                   const at::Tensor& cells_, bool bias_grad, const LayerInput& input) {
   using A = acc_t<T>;
   const int64_t H = d.H, P = d.P, G = 4 * H;
   const bool proj = w_hr.has_value();
@@ -201,7 +203,9 @@ LstmGrads backward(const Dims& d, const Schedule& sch, const at::Tensor& grad_ou
   at::Tensor dhp = proj ? empty_seq({d.N, P}, ao) : at::Tensor();
   at::Tensor hu = proj ? empty_seq({d.N, H}, ao) : at::Tensor();
   at::Tensor dhu = proj ? at::empty({d.B, H}, ao) : at::Tensor();
-  const at::Tensor h_prev = gather_prev<T, A>(sch, output, h0, P);
+  // A loop of one thread leaves dW_hh, the bias's and the input's gradients to a second (GradsBehind).
+  const bool beside = std::is_same_v<T, float> && !proj && runs_beside(d, 4);
+  const at::Tensor h_prev = beside ? at::Tensor() : gather_prev<T, A>(sch, output, h0, P);
   const T* go = gout.const_data_ptr<T>();
   const T* gs = gates.const_data_ptr<T>();
   const T* cs = cells.const_data_ptr<T>();
@@ -218,7 +222,7 @@ LstmGrads backward(const Dims& d, const Schedule& sch, const at::Tensor& grad_ou
   const int64_t members = row_team(d.B);
   at::Tensor dbias, dstep;
   if constexpr (std::is_same_v<T, float>)
-    if (bias_grad && panel_gemm_kernel(d.B) != nullptr)
+    if (bias_grad && panel_gemm_kernel(d.B) != nullptr && !beside)
       dbias = at::zeros({members, G}, ao), dstep = at::zeros({members, G}, ao);
   A* db0 = dbias.defined() ? dbias.data_ptr<A>() : nullptr;
   A* ds0 = dstep.defined() ? dstep.data_ptr<A>() : nullptr;
@@ -265,13 +269,29 @@ LstmGrads backward(const Dims& d, const Schedule& sch, const at::Tensor& grad_ou
     }
     add_bias_grad(b, dgr, j0, j1);
   };
+  at::Tensor dW = at::empty({G, P}, ao), dx, dw_ih, x, w_ih;  // x, w_ih: contiguous, for GradsBehind
+  std::optional<GradsBehind> behind;
+  if constexpr (std::is_same_v<T, float>) {
+    if (beside) {
+      const bool grad_x = input.grad_x && input.x.defined(), grad_w_ih = input.grad_w_ih && input.w_ih.defined();
+      if (grad_w_ih) x = input.x.contiguous();
+      if (grad_x) w_ih = input.w_ih.contiguous();
+      const int64_t I = input.x.defined() ? input.x.size(-1) : 0;
+      if (grad_x) dx = empty_seq(input.x.sizes(), input.x.options());
+      if (grad_w_ih) dw_ih = at::empty({G, I}, ao);
+      if (bias_grad) dbias = at::empty({G}, ao);
+      auto ptr = [](const at::Tensor& t) { return t.defined() ? t.const_data_ptr<float>() : nullptr; };
+      auto out = [](at::Tensor& t) { return t.defined() ? t.data_ptr<float>() : nullptr; };
+      behind.emplace(GradsBehind::Operands{dg, ptr(output), ptr(h0), ptr(x), ptr(w_ih), dW.data_ptr<float>(),
+                                           out(dbias), out(dx), out(dw_ih), G, P, I});
+    }
+  }
   if (proj)
     projected_backward_steps(sch, w, Wr.const_data_ptr<A>(), H, P, d.B, go, dhs, dhps, dhus, dg, cell);
   else
-    backward_steps(sch, w, 4, H, d.B, dg, dhs, false, 12, cell);
+    backward_steps(sch, w, 4, H, d.B, dg, dhs, false, 12, cell, behind ? &*behind : nullptr);
   if (db0) dbias = dbias.add_(dstep).sum(0);  // the last step's, then the members' sums
-  at::Tensor dW = at::empty({G, P}, ao);
-  gemm<A>(true, false, G, P, d.N, dg, G, h_prev.const_data_ptr<A>(), P, A(0), dW.data_ptr<A>(), P);
+  if (!beside) gemm<A>(true, false, G, P, d.N, dg, G, h_prev.const_data_ptr<A>(), P, A(0), dW.data_ptr<A>(), P);
   at::Tensor dWr = at::empty({proj ? P : 0}, ao);
   if (proj) {
     dWr = at::empty({P, H}, ao);
@@ -279,7 +299,7 @@ LstmGrads backward(const Dims& d, const Schedule& sch, const at::Tensor& grad_ou
   }
   if (!std::is_same_v<T, A>) grad_xw.copy_(dgates.view(grad_xw.sizes()));
   const auto dt = gout.scalar_type();
-  return {grad_xw, dW.to(dt), dWr.to(dt), dh.to(dt), dc.to(dt), dbias};
+  return {grad_xw, dW.to(dt), dWr.to(dt), dh.to(dt), dc.to(dt), dbias, dx, dw_ih};
 }
 
 constexpr const char* kForward = "fastrnn::lstm_forward";
@@ -302,13 +322,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lstm_forw
 LstmGrads lstm_backward(const at::Tensor& grad_output, const at::Tensor& grad_h_n, const at::Tensor& grad_c_n,
                         const at::Tensor& w_hh, const std::optional<at::Tensor>& w_hr, const at::Tensor& h0,
                         const at::Tensor& c0, const at::Tensor& output, const at::Tensor& gates, const at::Tensor& cells,
-                        const std::optional<at::Tensor>& batch_sizes, bool reverse, bool bias_grad) {
+                        const std::optional<at::Tensor>& batch_sizes, bool reverse, bool bias_grad,
+                        const LayerInput& input) {
   const Dims d = check_backward(kBackward, 4, grad_output, grad_h_n, grad_c_n, w_hh, w_hr, std::nullopt, h0, c0,
                                 output, gates, "gates", cells, batch_sizes);
   const at::Tensor bs = contiguous_sizes(batch_sizes);
   const Schedule sch = schedule(d, bs, reverse);
   return dispatch(kBackward, "grad_output", grad_output, [&]<typename T>() {
-    return backward<T>(d, sch, grad_output, grad_h_n, grad_c_n, w_hh, w_hr, h0, c0, output, gates, cells, bias_grad);
+    return backward<T>(d, sch, grad_output, grad_h_n, grad_c_n, w_hh, w_hr, h0, c0, output, gates, cells, bias_grad,
+                       input);
   });
 }
 
@@ -325,6 +347,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lstm_laye
   if (fuse_input_projection(x.scalar_type(), d, x.size(-1), 4)) {
     const at::Tensor bs = contiguous_sizes(batch_sizes);
     return forward<float>(d, schedule(d, bs, reverse), x, w_hh, w_hr, h0, c0, save, bias, false, w_ih);
+  }
+  if (x.scalar_type() == at::kFloat && !w_hr.has_value() && runs_beside(d, 4)) {  // xw's rows written just ahead
+    const at::Tensor bs = contiguous_sizes(batch_sizes), xc = x.contiguous(), wc = w_ih.contiguous();
+    const at::Tensor xw = empty_seq(d.seq(4 * d.H), x.options());
+    InputAhead ahead(xc.const_data_ptr<float>(), wc.const_data_ptr<float>(), x.size(-1), d.H, 4,
+                     xw.data_ptr<float>());
+    return forward<float>(d, schedule(d, bs, reverse), xw, w_hh, w_hr, h0, c0, save, bias, true, at::Tensor(),
+                          &ahead);
   }
   const at::Tensor xw = matmul(x.reshape({-1, x.size(-1)}), w_ih.t()).view(xw_sizes);
   return lstm_forward(xw, w_hh, w_hr, h0, c0, batch_sizes, reverse, save, bias, true);
@@ -343,9 +373,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_
     const at::Tensor& grad_output, const at::Tensor& grad_h_n, const at::Tensor& grad_c_n, const at::Tensor& w_hh,
     const std::optional<at::Tensor>& w_hr, const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& output,
     const at::Tensor& gates, const at::Tensor& cells, const std::optional<at::Tensor>& batch_sizes, bool reverse) {
-  auto [d_xw, d_w_hh, d_w_hr, d_h0, d_c0, d_bias] = lstm_backward(grad_output, grad_h_n, grad_c_n, w_hh, w_hr, h0, c0,
-                                                                  output, gates, cells, batch_sizes, reverse, false);
-  return {d_xw, d_w_hh, d_w_hr, d_h0, d_c0};
+  const LstmGrads g = lstm_backward(grad_output, grad_h_n, grad_c_n, w_hh, w_hr, h0, c0, output, gates, cells,
+                                    batch_sizes, reverse, false);
+  return {g.xw, g.w_hh, g.w_hr, g.h0, g.c0};
 }
 
 }  // namespace

@@ -22,13 +22,23 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lstm_laye
     const at::Tensor& h0, const at::Tensor& c0, const std::optional<at::Tensor>& batch_sizes, bool reverse, bool save,
     const std::optional<at::Tensor>& bias);
 
-// fastrnn::lstm_backward's CPU kernel: (grad_xw, grad_w_hh, grad_w_hr, grad_h0, grad_c0), and with bias_grad the
-// sum of grad_xw's rows (the gradient of the bias xw holds) where the time loop adds it up as it goes, else
-// undefined (lstm.cpp says where).
-using LstmGrads = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+// The layer's input x ([.., I]) and W_ih ([4H, I]), and which of their gradients are wanted: lstm_backward
+// computes those beside its time loop where that runs on one thread (cpu/ahead.h).
+struct LayerInput {
+  at::Tensor x, w_ih;
+  bool grad_x = false, grad_w_ih = false;
+};
+
+// fastrnn::lstm_backward's CPU kernel. bias: the sum of grad_xw's rows (the gradient of the bias xw holds) with
+// bias_grad where the time loop adds it up as it goes (lstm.cpp says where); x and w_ih: the wanted gradients
+// of `input` where the loop's second thread computed them. Each undefined where not computed.
+struct LstmGrads {
+  at::Tensor xw, w_hh, w_hr, h0, c0, bias, x, w_ih;
+};
 LstmGrads lstm_backward(const at::Tensor& grad_output, const at::Tensor& grad_h_n, const at::Tensor& grad_c_n,
                         const at::Tensor& w_hh, const std::optional<at::Tensor>& w_hr, const at::Tensor& h0,
                         const at::Tensor& c0, const at::Tensor& output, const at::Tensor& gates, const at::Tensor& cells,
-                        const std::optional<at::Tensor>& batch_sizes, bool reverse, bool bias_grad);
+                        const std::optional<at::Tensor>& batch_sizes, bool reverse, bool bias_grad,
+                        const LayerInput& input = {});
 
 }  // namespace fastrnn::cpu
