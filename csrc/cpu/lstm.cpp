@@ -179,9 +179,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
   return {output, h.to(dt), c.to(dt), gates.result(), cells.result()};
 }
 
-// bias_grad: also the sum of grad_xw's rows, added up as the cells write them (float32 on the panel GEMM),
-// else undefined: each step's rows into one sum, which the next step adds to the total (rounding grows with
-// T + B, not T * B). A team split by units owns disjoint columns of one sum; split by rows (row_team), each
+// bias_grad: also the sum of grad_xw's rows, added up as the cells write them (float32 on the panel GEMM: in
+// the cells' vector kernel, whose dgates are still in registers), else undefined: each step's rows into one
+// sum, which the next step adds to the total (rounding grows with T + B, not T * B). Added row by row in a
+// loop of this file's own (SSE) code, the sums had taken 3.8% of the backward's samples at (100, 16, 128, 128),
+// now 0.5% (the cells' kernel 7.2 -> 6.1%). A team split by units owns disjoint columns of one sum; split by rows (row_team), each
 // member keeps its own, added up at the end. Summed afterwards, dgates made one more pass over memory: 1.1 ms
 // at (T, B, H) = (100, 64, 256) under the unit split, 3.2 of 110 ms (fwd+bwd) under the row split.
 template <typename T>
@@ -226,19 +228,18 @@ LstmGrads backward(const Dims& d, const Schedule& sch, const at::Tensor& grad_ou
       dbias = at::zeros({members, G}, ao), dstep = at::zeros({members, G}, ao);
   A* db0 = dbias.defined() ? dbias.data_ptr<A>() : nullptr;
   A* ds0 = dstep.defined() ? dstep.data_ptr<A>() : nullptr;
-  auto add_bias_grad = [&](int64_t b, const A* dgr, int64_t j0, int64_t j1) {
-    if (db0 == nullptr) return;
+  // The step sum that row b's dgates are added to, units [j0, j1) (null without one); at the member's first
+  // row of a step, its previous step's sum is complete: added to the total and started afresh.
+  auto step_sum = [&](int64_t b, int64_t j0, int64_t j1) -> A* {
+    if (db0 == nullptr) return nullptr;
     int64_t m = members - 1;  // the member of row b: TeamShare's rows [B * m / members, B * (m + 1) / members)
     while (d.B * m / members > b) --m;
     A* db = db0 + m * G;
     A* ds = ds0 + m * G;
-    for (int64_t k = 0; k < 4; ++k) {
-      if (b == d.B * m / members) {  // the member's first row of a step: its previous step's sum is complete
-        for (int64_t j = k * H + j0; j < k * H + j1; ++j) db[j] += ds[j], ds[j] = dgr[j];
-      } else {
-        for (int64_t j = k * H + j0; j < k * H + j1; ++j) ds[j] += dgr[j];
-      }
-    }
+    if (b == d.B * m / members)
+      for (int64_t k = 0; k < 4; ++k)
+        for (int64_t j = k * H + j0; j < k * H + j1; ++j) db[j] += ds[j], ds[j] = A(0);
+    return ds;
   };
   // The cell's backward for units [j0, j1) of row b of step st (dh_t complete for them).
   auto cell = [&](const Step& st, int64_t b, int64_t j0, int64_t j1) {
@@ -250,8 +251,8 @@ LstmGrads backward(const Dims& d, const Schedule& sch, const at::Tensor& grad_ou
       if (vk) {
         // dh_t: with a projection dhu (which holds the output's gradient), else the state's dh + the output's.
         vk->lstm_backward(gr, c_prev, cs + r * H, H, j0, j1 - j0, proj ? dhus + b * H : dhs + b * H,
-                           proj ? nullptr : go + r * H, dcs + b * H, dgr, proj ? hus + r * H : nullptr);
-        add_bias_grad(b, dgr, j0, j1);
+                           proj ? nullptr : go + r * H, dcs + b * H, dgr, proj ? hus + r * H : nullptr,
+                           step_sum(b, j0, j1));
         return;
       }
     }
@@ -267,7 +268,9 @@ LstmGrads backward(const Dims& d, const Schedule& sch, const at::Tensor& grad_ou
       dcs[b * H + j] = dcp;
       if (proj) hus[r * H + j] = o * tanh_(c);
     }
-    add_bias_grad(b, dgr, j0, j1);
+    if (A* ds = step_sum(b, j0, j1))
+      for (int64_t k = 0; k < 4; ++k)
+        for (int64_t j = k * H + j0; j < k * H + j1; ++j) ds[j] += dgr[j];
   };
   at::Tensor dW = at::empty({G, P}, ao), dx, dw_ih, x, w_ih;  // x, w_ih: contiguous, for GradsBehind
   std::optional<GradsBehind> behind;

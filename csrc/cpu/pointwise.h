@@ -25,9 +25,10 @@ struct Kernels {
   void (*lstm_forward)(const T* x, const float* g, const float* b, int64_t H, int64_t j0, int64_t n, float* c,
                        T* gates, T* cells, T* out, float* h);
   // dh (+ gout, the output's gradient, where not null): gradient of the unprojected h_t; dc: in dc_t, out
-  // dc_{t-1}; dgates: 4H row; hu (may be null): o * tanh(c_t), for the projection's weight gradient.
+  // dc_{t-1}; dgates: 4H row; hu (may be null): o * tanh(c_t), for the projection's weight gradient;
+  // dsum (may be null): a 4H row that dgates is added to (the bias's gradient).
   void (*lstm_backward)(const T* gates, const T* c_prev, const T* cells, int64_t H, int64_t j0, int64_t n,
-                        const float* dh, const T* gout, float* dc, float* dgates, float* hu);
+                        const float* dh, const T* gout, float* dc, float* dgates, float* hu, float* dsum);
   // x, g: 3H rows (g without b_hn); bn: b_hn or null; h: h_{t-1} in, h_t out; ws: 4H row.
   void (*gru_forward)(const T* x, const float* g, const float* bn, int64_t H, int64_t j0, int64_t n, T* ws, T* out,
                       float* h);

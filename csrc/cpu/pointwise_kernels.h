@@ -160,7 +160,7 @@ void lstm_forward(const T* x, const float* g, const float* b, int64_t H, int64_t
 
 template <bool kOut, typename T>
 void lstm_backward_pass(const T* gates, const T* c_prev, const T* cells, int64_t H, int64_t j0, int64_t n,
-                        const float* dh, const T* gout, float* dc, float* dgates, float* hu) {
+                        const float* dh, const T* gout, float* dc, float* dgates, float* hu, float* dsum) {
   const V one(1.f);
   chunks(n, [&](int64_t k, int64_t m) __attribute__((always_inline)) {
     const int64_t j = j0 + k;
@@ -170,10 +170,12 @@ void lstm_backward_pass(const T* gates, const T* c_prev, const T* cells, int64_t
             o = load(gates, 3 * H + j, m), c = load(cells, j, m);
     const V tc = tanh(c);
     const V dct = load(dc, j, m) + d * o * (one - tc * tc);
-    store(dct * g * i * (one - i), dgates, j, m);
-    store(dct * load(c_prev, j, m) * f * (one - f), dgates, H + j, m);
-    store(dct * i * (one - g * g), dgates, 2 * H + j, m);
-    store(d * tc * o * (one - o), dgates, 3 * H + j, m);
+    const V dgate[4] = {dct * g * i * (one - i), dct * load(c_prev, j, m) * f * (one - f), dct * i * (one - g * g),
+                        d * tc * o * (one - o)};
+    for (int q = 0; q < 4; ++q) {
+      store(dgate[q], dgates, q * H + j, m);
+      if (dsum) store(load(dsum, q * H + j, m) + dgate[q], dsum, q * H + j, m);
+    }
     store(dct * f, dc, j, m);
     if (hu) store(o * tc, hu, j, m);
   });
@@ -181,9 +183,9 @@ void lstm_backward_pass(const T* gates, const T* c_prev, const T* cells, int64_t
 
 template <typename T>
 void lstm_backward(const T* gates, const T* c_prev, const T* cells, int64_t H, int64_t j0, int64_t n,
-                   const float* dh, const T* gout, float* dc, float* dgates, float* hu) {
-  if (gout) lstm_backward_pass<true>(gates, c_prev, cells, H, j0, n, dh, gout, dc, dgates, hu);
-  else lstm_backward_pass<false>(gates, c_prev, cells, H, j0, n, dh, gout, dc, dgates, hu);
+                   const float* dh, const T* gout, float* dc, float* dgates, float* hu, float* dsum) {
+  if (gout) lstm_backward_pass<true>(gates, c_prev, cells, H, j0, n, dh, gout, dc, dgates, hu, dsum);
+  else lstm_backward_pass<false>(gates, c_prev, cells, H, j0, n, dh, gout, dc, dgates, hu, dsum);
 }
 
 template <typename T>
