@@ -3,9 +3,8 @@ ones), the scalar loops (FASTRNN_CPU_VEC), and each of the two step GEMMs, MKL's
 panel GEMM (FASTRNN_CPU_GEMM; the CPU picks one by default), through test_ops' forward and backward
 tests of the cpu backend in float32 and bfloat16, and test_layer_op's layer nodes (their products on the
 panel GEMM where that is AVX-512, the LSTM's input projection in its steps' GEMMs, its products beside a loop
-of one thread). "widest-panel" runs the panel GEMM in the widest
-build this CPU runs (AVX-512 on an AVX-512 CPU). The variables are read once per process: a subprocess
-each."""
+of one thread). "widest-panel" runs the panel GEMM in the widest build this CPU runs (AVX-512 on an AVX-512
+CPU). The variables are read once per process: a subprocess each."""
 from __future__ import annotations
 
 import os
