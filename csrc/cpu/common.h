@@ -478,9 +478,10 @@ inline TeamPlan team_plan(double step_flops, int64_t blocks, int64_t B) {
   return rows > 1 ? TeamPlan{rows, true} : TeamPlan{team_size(step_flops, blocks), false};
 }
 
-// Runs loop(thread, threads) on the plan's team; with `beside` (null or not, a loop that waits for it or
-// publishes to it either way) on a team of two whose second member runs it, where the plan has one thread
-// and another is free, else on the loop's thread before or after the loop.
+// Runs loop(thread, threads) on the plan's team. With `beside`, where the plan has one thread and another is
+// free, on a team of two instead: the second member runs beside->run while the first runs loop(0, 1), then
+// beside->after_loop; elsewhere the loop's thread runs beside->run_alone before a forward loop or after a
+// backward one. Either way the loop may wait for beside's steps or publish its own.
 template <typename F>
 void run_team(const TeamPlan& plan, const Schedule& sch, BesideLoop* beside, const F& loop) {
   const bool two = beside && plan.threads == 1 && at::get_num_threads() >= 2 && !at::in_parallel_region();
