@@ -115,11 +115,7 @@ class GradsBehind : public BesideLoop {
     const auto [lo, hi] = step_rows(sch, s0, s1);
     const int64_t rows = hi - lo;
     h_prev_.resize(rows * o.P);
-    for (int64_t s = s0; s < s1; ++s) {
-      const Step st = sch.step(s);
-      for (int64_t b = 0; b < st.rows; ++b)
-        std::copy_n(prev_row(st, b, o.out, o.h0, o.P), o.P, h_prev_.data() + (st.row + b - lo) * o.P);
-    }
+    gather_prev_rows(sch, s0, s1, o.out, o.h0, o.P, h_prev_.data(), lo);
     const float beta = accumulate ? 1.f : 0.f;
     const float* dg = o.dg + lo * o.G;
     gemm<float>(true, false, o.G, o.P, rows, dg, o.G, h_prev_.data(), o.P, beta, o.dw_hh, o.P);

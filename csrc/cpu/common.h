@@ -424,7 +424,7 @@ class BesideLoop {
   void publish(int64_t steps) { done_.store(steps, std::memory_order_release); }
   int64_t published() const { return done_.load(std::memory_order_acquire); }
   void wait_for(int64_t steps) const {
-    while (done_.load(std::memory_order_acquire) < steps) {
+    while (published() < steps) {
 #if defined(__x86_64__)
       __builtin_ia32_pause();
 #endif
@@ -725,6 +725,20 @@ inline const T* prev_row(const Step& st, int64_t b, const T* seq, const T* init,
   return b < st.prev_rows ? seq + (st.prev_row + b) * width : init + b * width;
 }
 
+// The h_{t-1} rows of the schedule's steps [s0, s1) into dst, row r of the sequence at dst + (r - first) * width.
+template <typename T, typename A>
+void gather_prev_rows(const Schedule& sch, int64_t s0, int64_t s1, const T* seq, const T* init, int64_t width, A* dst,
+                      int64_t first) {
+  for (int64_t i = s0; i < s1; ++i) {
+    const Step st = sch.step(i);
+    for (int64_t b = 0; b < st.rows; ++b) {
+      const T* src = prev_row(st, b, seq, init, width);
+      A* row = dst + (st.row + b - first) * width;
+      for (int64_t j = 0; j < width; ++j) row[j] = static_cast<A>(src[j]);
+    }
+  }
+}
+
 // [N, width] in A: every step's h_{t-1} rows, aligned with xw's rows (for dW = dgates^T @ h_prev).
 template <typename T, typename A>
 at::Tensor gather_prev(const Schedule& sch, const at::Tensor& seq, const at::Tensor& init, int64_t width) {
@@ -732,16 +746,8 @@ at::Tensor gather_prev(const Schedule& sch, const at::Tensor& seq, const at::Ten
   const T* s = seq.const_data_ptr<T>();
   const T* h0 = init.const_data_ptr<T>();
   A* o = out.data_ptr<A>();
-  at::parallel_for(0, sch.steps(), std::max<int64_t>(1, 65536 / std::max<int64_t>(width, 1)), [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) {
-      const Step st = sch.step(i);
-      for (int64_t b = 0; b < st.rows; ++b) {
-        const T* src = prev_row(st, b, s, h0, width);
-        A* dst = o + (st.row + b) * width;
-        for (int64_t j = 0; j < width; ++j) dst[j] = static_cast<A>(src[j]);
-      }
-    }
-  });
+  at::parallel_for(0, sch.steps(), std::max<int64_t>(1, 65536 / std::max<int64_t>(width, 1)),
+                   [&](int64_t lo, int64_t hi) { gather_prev_rows(sch, lo, hi, s, h0, width, o, 0); });
   return out;
 }
 

@@ -276,10 +276,11 @@ LstmGrads backward(const Dims& d, const Schedule& sch, const at::Tensor& grad_ou
   std::optional<GradsBehind> behind;
   if constexpr (std::is_same_v<T, float>) {
     if (beside) {
-      const bool grad_x = input.grad_x && input.x.defined(), grad_w_ih = input.grad_w_ih && input.w_ih.defined();
+      const bool given = input.x.defined() && input.w_ih.defined();
+      const bool grad_x = given && input.grad_x, grad_w_ih = given && input.grad_w_ih;
       if (grad_w_ih) x = input.x.contiguous();
       if (grad_x) w_ih = input.w_ih.contiguous();
-      const int64_t I = input.x.defined() ? input.x.size(-1) : 0;
+      const int64_t I = given ? input.x.size(-1) : 0;
       if (grad_x) dx = empty_seq(input.x.sizes(), input.x.options());
       if (grad_w_ih) dw_ih = at::empty({G, I}, ao);
       if (bias_grad) dbias = at::empty({G}, ao);
