@@ -6,6 +6,7 @@
 // op's 17; with this op 38 us). Autocast, torch.compile and the other backends take functional.py's path,
 // whose checks these mirror (tests/test_bad_input.py compares the two paths' messages).
 #include <ATen/core/Tensor.h>
+#include <ATen/core/grad_mode.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/ops/cat.h>
 #include <ATen/ops/dropout.h>
@@ -14,11 +15,13 @@
 #include <c10/core/ScalarType.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "cell_kinds.h"
+#include "cpu/step.h"
 
 namespace fastrnn {
 namespace {
@@ -166,16 +169,24 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> rnn(c10::string_view mode_name, c
     }
   }
 
+  // A sequence of one step (a cell's call) without gradient skips the layer op (cpu/step.h).
+  auto wants_grad = [](at::TensorList ts) {
+    return std::any_of(ts.begin(), ts.end(), [](const at::Tensor& t) { return t.requires_grad(); });
+  };
+  const bool one_step = !packed && x.size(0) == 1 && !proj &&
+                        !(at::GradMode::is_enabled() && (x.requires_grad() || wants_grad(h) || wants_grad(weights)));
   std::vector<at::Tensor> h_n, c_n;
   for (int64_t layer = 0; layer < num_layers; ++layer) {
     if (layer && dropout > 0 && train) x = at::dropout(x, dropout, true);
     std::vector<at::Tensor> outs;
     for (int64_t d = 0; d < dirs; ++d) {
       const int64_t idx = layer * dirs + d;
-      std::vector<at::Tensor> res = call_layer(mode, x, layer_weights(weights, idx, has_biases, proj),
-                                               h[0].select(0, idx),
-                                               lstm ? OptTensor(h[1].select(0, idx)) : std::nullopt, batch_sizes,
-                                               d == 1);
+      const LayerWeights l = layer_weights(weights, idx, has_biases, proj);
+      const at::Tensor h0 = h[0].select(0, idx);
+      const OptTensor c0 = lstm ? OptTensor(h[1].select(0, idx)) : std::nullopt;
+      std::optional<std::vector<at::Tensor>> step;
+      if (one_step) step = cpu::step_forward(kind, x, l.w_ih, l.w_hh, l.b_ih, l.b_hh, h0, c0);
+      std::vector<at::Tensor> res = step ? std::move(*step) : call_layer(mode, x, l, h0, c0, batch_sizes, d == 1);
       outs.push_back(std::move(res[0]));
       h_n.push_back(std::move(res[1]));
       if (lstm) c_n.push_back(std::move(res[2]));

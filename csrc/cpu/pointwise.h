@@ -38,11 +38,15 @@ struct Kernels {
                        T* dx, float* dg);
 };
 
+// c[M, N] = a[M, K] @ w[N, K]^T (+ c with accumulate), w row-major as a layer's weights are.
+using RowsGemmFn = void (*)(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, const float* w,
+                            int64_t ldw, bool accumulate, float* c, int64_t ldc);
 struct KernelSet {
   Kernels<float> f32;
   Kernels<c10::BFloat16> bf16;
   PanelGemmFn panel_gemm;
   TransposeFn transpose;
+  RowsGemmFn rows_gemm;
 };
 
 // The kernel sets of each build; null where the compiler or architecture has no such build.

@@ -2,9 +2,11 @@
 // instruction set by pointwise_avx2.cpp and pointwise_avx512.cpp, which set the target, the
 // at::vec capability and FASTRNN_VEC_NS (the namespace of that build) before including it.
 #pragma once
+#include <ATen/cpu/vec/functional.h>
 #include <ATen/cpu/vec/vec.h>
 
 #include <cstdint>
+#include <functional>
 
 #include "cpu/pointwise.h"
 
@@ -283,5 +285,32 @@ inline void transpose(const float* src, int64_t ld_src, float* dst, int64_t ld_d
   at::vec::transpose_mxn<float>(src, ld_src, dst, ld_dst, M, N);
 #endif
 }
-inline constexpr KernelSet table = {typed<float>, typed<c10::BFloat16>, panel_gemm, transpose};
+// c[m, n] = a[m, :] . w[n, :] (+ c[m, n] with accumulate): a few rows against a row-major weight read as
+// it is. Four of w's rows at a time, held in L1 while every row of a meets them.
+inline void rows_gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, const float* w, int64_t ldw,
+                      bool accumulate, float* c, int64_t ldc) {
+  auto sum = [](const V& v) { return at::vec::vec_reduce_all<float>(std::plus<V>(), v); };
+  int64_t n = 0;
+  for (; n + 4 <= N; n += 4)
+    for (int64_t m = 0; m < M; ++m) {
+      const float* am = a + m * lda;
+      V s[4] = {V(0.f), V(0.f), V(0.f), V(0.f)};
+      for (int64_t k = 0; k < K; k += W) {
+        const V x = load(am, k, K - k);
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; ++q) s[q] = at::vec::fmadd(x, load(w + (n + q) * ldw, k, K - k), s[q]);
+      }
+      float* cm = c + m * ldc + n;
+      for (int q = 0; q < 4; ++q) cm[q] = sum(s[q]) + (accumulate ? cm[q] : 0.f);
+    }
+  for (; n < N; ++n)
+    for (int64_t m = 0; m < M; ++m) {
+      V s(0.f);
+      for (int64_t k = 0; k < K; k += W)
+        s = at::vec::fmadd(load(a + m * lda, k, K - k), load(w + n * ldw, k, K - k), s);
+      c[m * ldc + n] = sum(s) + (accumulate ? c[m * ldc + n] : 0.f);
+    }
+}
+
+inline constexpr KernelSet table = {typed<float>, typed<c10::BFloat16>, panel_gemm, transpose, rows_gemm};
 }  // namespace fastrnn::cpu::vec::FASTRNN_VEC_NS
