@@ -88,8 +88,14 @@ class _FusedCell:
         self.backend = _backend_arg(backend)
 
     def _step(self, mode: str, input, hx):
-        return functional.cell(mode, input, hx, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
-                               backend=self.backend)
+        # From _parameters: each weight's attribute goes through nn.Module.__getattr__, 0.6 us a weight against
+        # a cell's 17 us (RNNCell, batch 1, H=64, no grad). A parametrized weight is no plain parameter.
+        params = self._parameters
+        try:
+            weights = params["weight_ih"], params["weight_hh"], params["bias_ih"], params["bias_hh"]
+        except KeyError:
+            weights = self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh
+        return functional.cell(mode, input, hx, *weights, backend=self.backend)
 
 
 class RNNCell(_FusedCell, nn.RNNCell):

@@ -185,6 +185,29 @@ def test_cell_matches_torch(cell, bias, with_hx, batched, backend):
         torch.testing.assert_close(u, v)
 
 
+class _Scaled(nn.Module):
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return 0.5 * w
+
+
+@pytest.mark.parametrize("cell", CELL_MODULES)
+def test_cell_with_parametrized_weight(cell):
+    """A parametrized weight is no entry of _parameters: the cell reads it as an attribute, like torch's."""
+    torch_cls, fast_cls, extra = CELL_MODULES[cell]
+    torch.manual_seed(0)
+    ref, fast = torch_cls(4, 5, **extra), fast_cls(4, 5, **extra)
+    fast.load_state_dict(ref.state_dict())
+    for m in (ref, fast):
+        nn.utils.parametrize.register_parametrization(m, "weight_hh", _Scaled())
+    x = torch.randn(3, 4)
+    a, b = ([r] if isinstance(r, torch.Tensor) else list(r) for r in (fast(x), ref(x)))
+    for u, v in zip(a, b, strict=True):
+        torch.testing.assert_close(u, v)
+    cot = [torch.randn_like(v) for v in b]
+    ga, gb = (torch.autograd.grad(out, m.parametrizations.weight_hh.original, cot) for out, m in ((a, fast), (b, ref)))
+    torch.testing.assert_close(ga, gb)
+
+
 @pytest.mark.parametrize("mode", ["rnn_tanh", "rnn_relu", "lstm", "gru"])
 def test_functional_over_explicit_weights(mode):
     cell = mode if mode != "lstm" else "lstm_proj"
