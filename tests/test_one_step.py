@@ -82,14 +82,16 @@ def test_one_step_cell(mode, batch, bias, given):
 
 
 @pytest.mark.parametrize("mode", list(MODULES))
-@pytest.mark.parametrize("layers,bidirectional,batch_first", [(1, False, False), (2, True, True)],
-                         ids=["1layer", "2layers-bi-batch_first"])
-def test_one_step_sequence(mode, layers, bidirectional, batch_first):
+@pytest.mark.parametrize("layers,bidirectional,batch_first,batched",
+                         [(1, False, False, True), (2, True, True, True), (2, True, False, False)],
+                         ids=["1layer", "2layers-bi-batch_first", "2layers-bi-unbatched"])
+def test_one_step_sequence(mode, layers, bidirectional, batch_first, batched):
     I, H, B = 7, 18, 2
     ref, ours = _pair(MODULES[mode], mode, I, H, num_layers=layers, bidirectional=bidirectional,
                       batch_first=batch_first)
     x = torch.randn(B, 1, I, dtype=torch.float64) if batch_first else torch.randn(1, B, I, dtype=torch.float64)
-    hx = _state(mode, (layers * (2 if bidirectional else 1), B, H), False)
+    x = x if batched else x[:, 0]  # [1, I]: one step, unbatched
+    hx = _state(mode, (layers * (2 if bidirectional else 1), *((B,) if batched else ()), H), False)
     with torch.no_grad():
         expected = _flat(ref(x, hx))
         run = lambda: ours(x.float(), _float(hx))  # noqa: E731
