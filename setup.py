@@ -13,7 +13,8 @@ import torch  # noqa: E402
 from setuptools import setup  # noqa: E402
 from torch.utils import cpp_extension  # noqa: E402
 
-CPU_SOURCES = ["csrc/registration.cpp", "csrc/layer.cpp", "csrc/rnn.cpp", *sorted(glob.glob("csrc/cpu/*.cpp"))]
+CPU_SOURCES = ["csrc/registration.cpp", "csrc/layer.cpp", "csrc/rnn.cpp", "csrc/step_node.cpp",
+               *sorted(glob.glob("csrc/cpu/*.cpp"))]
 CUDA_SOURCES = sorted(glob.glob("csrc/cuda/*.cpp")) + sorted(glob.glob("csrc/cuda/kernels/*.cu"))
 
 

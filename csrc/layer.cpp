@@ -19,6 +19,7 @@
 #include "cell_kinds.h"
 #include "cpu/lstm.h"
 #include "cpu/matmul.h"
+#include "reference_grads.h"
 
 namespace fastrnn {
 namespace {
@@ -142,20 +143,6 @@ std::array<at::Tensor, 9> recurrence_backward(Cell cell, const Tensors& in, bool
   return {d_xw, d_w_hh, at::Tensor(), at::Tensor(), d_h0, {}, {}, {}, {}};
 }
 
-// Double backward: the gradients of the plain-PyTorch layer, differentiable again (autograd.py).
-Tensors reference_grads(Cell cell, const Tensors& in, bool reverse, const variable_list& grads) {
-  const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("fastrnn::layer_reference_grads", "");
-  c10::List<OptTensor> inputs;
-  for (const at::Tensor& t : in) inputs.push_back(optional(t));
-  torch::jit::Stack stack{c10::IValue(std::string(kCellKinds[cell].name)), c10::IValue(inputs),
-                          c10::IValue(reverse), c10::IValue(grads)};
-  op.callBoxed(stack);
-  const std::vector<at::Tensor> found = stack.at(0).toTensorVector();
-  Tensors out;
-  for (size_t i = 0; i < found.size() && i < out.size(); ++i) out[i] = found[i];
-  return out;
-}
-
 class LayerFunction : public torch::autograd::Function<LayerFunction> {
  public:
   static variable_list forward(AutogradContext* ctx, int64_t cell, const at::Tensor& x, const at::Tensor& w_ih,
@@ -190,7 +177,7 @@ class LayerFunction : public torch::autograd::Function<LayerFunction> {
       if (need[i]) result[1 + i] = g;
     };
     if (at::GradMode::is_enabled()) {
-      const Tensors found = reference_grads(cell, in, reverse, grads);
+      const std::vector<at::Tensor> found = reference_grads(cell, in, reverse, grads);  // double backward
       for (size_t i = 0; i < kInputs; ++i) set(Input(i), found[i]);
       return result;
     }

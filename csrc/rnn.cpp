@@ -3,8 +3,9 @@
 // messages and exception types, the zero state, the layers x directions of fastrnn::layer, inter-layer
 // dropout, batch_first, unbatched and packed input. In Python those took longer than the layer itself at
 // small shapes (LSTM T=1, B=1, H=64, no grad, 2 Zen 4 cores: the module's forward 52 us against the layer
-// op's 17; with this op 38 us). Autocast, torch.compile and the other backends take functional.py's path,
-// whose checks these mirror (tests/test_bad_input.py compares the two paths' messages).
+// op's 17; with this op 38 us). A sequence of one step (a cell's call) runs as one step (cpu/step.h, with a
+// gradient step_node.cpp) instead of the layer op. Autocast, torch.compile and the other backends take
+// functional.py's path, whose checks these mirror (tests/test_bad_input.py compares the two paths' messages).
 #include <ATen/core/Tensor.h>
 #include <ATen/core/grad_mode.h>
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -22,6 +23,7 @@
 
 #include "cell_kinds.h"
 #include "cpu/step.h"
+#include "step_node.h"
 
 namespace fastrnn {
 namespace {
@@ -175,12 +177,12 @@ Layers run_layers(c10::string_view mode_name, const at::Tensor& input, at::Tenso
     }
   }
 
-  // A sequence of one step (a cell's call) without gradient skips the layer op (cpu/step.h).
+  // A sequence of one step (a cell's call) runs as one step (cpu/step.h), its own node where a gradient is wanted.
   auto wants_grad = [](at::TensorList ts) {
     return std::any_of(ts.begin(), ts.end(), [](const at::Tensor& t) { return t.requires_grad(); });
   };
-  const bool one_step = !packed && x.size(0) == 1 && !proj &&
-                        !(at::GradMode::is_enabled() && (x.requires_grad() || wants_grad(h) || wants_grad(weights)));
+  const bool one_step = !packed && x.size(0) == 1 && !proj;
+  const bool grad = at::GradMode::is_enabled() && (x.requires_grad() || wants_grad(h) || wants_grad(weights));
   std::vector<at::Tensor> h_n, c_n;
   for (int64_t layer = 0; layer < num_layers; ++layer) {
     if (layer && dropout > 0 && train) x = at::dropout(x, dropout, true);
@@ -190,9 +192,12 @@ Layers run_layers(c10::string_view mode_name, const at::Tensor& input, at::Tenso
       const LayerWeights l = layer_weights(weights, idx, has_biases, proj);
       const at::Tensor h0 = h[0].select(0, idx);
       const OptTensor c0 = lstm ? OptTensor(h[1].select(0, idx)) : std::nullopt;
-      std::optional<std::vector<at::Tensor>> step;
-      if (one_step) step = cpu::step_forward(kind, x, l.w_ih, l.w_hh, l.b_ih, l.b_hh, h0, c0);
-      std::vector<at::Tensor> res = step ? std::move(*step) : call_layer(mode, x, l, h0, c0, batch_sizes, d == 1);
+      std::vector<at::Tensor> res;
+      if (one_step && cpu::step_runs(x, l.w_ih, l.w_hh, l.b_ih, l.b_hh, h0, c0))
+        res = grad ? step_autograd(kind, x, l.w_ih, l.w_hh, l.b_ih, l.b_hh, h0, c0)
+                   : cpu::step_forward(kind, x, l.w_ih, l.w_hh, l.b_ih, l.b_hh, h0, c0, false);
+      else
+        res = call_layer(mode, x, l, h0, c0, batch_sizes, d == 1);
       outs.push_back(std::move(res[0]));
       h_n.push_back(std::move(res[1]));
       if (lstm) c_n.push_back(std::move(res[2]));

@@ -1,7 +1,7 @@
-"""One step without gradient on the cpu backend (csrc/cpu/step.h): a cell's call, or a sequence of one step,
-runs its two products and the cell's kernel directly instead of the layer op. Against torch.nn in float64,
-against the layer op it replaces (FASTRNN_CPU_STEP=0), and where it must not run (a gradient wanted, a
-longer sequence, the scalar build)."""
+"""One step on the cpu backend (csrc/cpu/step.h): a cell's call, or a sequence of one step, runs its two
+products and the cell's kernel directly instead of the layer op, as its own autograd node where a gradient is
+wanted (csrc/step_node.cpp). Against torch.nn in float64, against the layer op it replaces (FASTRNN_CPU_STEP=0),
+and where it must not run (float64, a longer sequence, the scalar build)."""
 from __future__ import annotations
 
 import os
@@ -118,16 +118,71 @@ def test_one_step_against_layer_op(mode, monkeypatch):
 
 
 @pytest.mark.parametrize("mode", list(CELLS))
+@pytest.mark.parametrize("batch", [None, 1, 6], ids=["unbatched", "B1", "B6"])
+@pytest.mark.parametrize("wanted", ["all", "input", "weights"])
+def test_one_step_cell_gradients(mode, batch, wanted):
+    """Every gradient against torch.nn's in float64; only those wanted are computed (the rest stay None)."""
+    I, H = 20, 33
+    ref, ours = _pair(CELLS[mode], mode, I, H)
+    lead = () if batch is None else (batch,)
+    x = torch.randn(*lead, I, dtype=torch.float64)
+    hx = _state(mode, (*lead, H), True)
+    states = list(hx) if isinstance(hx, tuple) else [hx]
+    ours.requires_grad_(wanted != "input")
+    ref.requires_grad_(wanted != "input")
+    results = []
+    for m, dtype in ((ref, torch.float64), (ours, torch.float32)):
+        leaves = [t.to(dtype).requires_grad_(wanted != "weights") for t in [x, *states]]
+        out = _flat(m(leaves[0], tuple(leaves[1:]) if mode == "lstm" else leaves[1]))
+        cot = [torch.ones_like(o) / o.numel() ** 0.5 for o in out]
+        wrt = [t for t in leaves if t.requires_grad] + [p for p in m.parameters() if p.requires_grad]
+        results.append((out, torch.autograd.grad(out, wrt, cot)))
+        if m is ours:
+            assert _layer_op_calls(lambda: m(*([leaves[0], tuple(leaves[1:])] if mode == "lstm" else leaves))) == (
+                0 if _step_runs() else 1)
+    (ref_out, ref_grads), (out, grads) = results
+    for a, b in zip([*out, *grads], [*ref_out, *ref_grads], strict=True):
+        assert_close_rule(a, b)
+
+
+@pytest.mark.parametrize("mode", list(MODULES))
+def test_one_step_sequence_gradients(mode):
+    """Two layers, both directions, batch_first, a given state: every gradient against torch.nn's."""
+    ref, ours = _pair(MODULES[mode], mode, 7, 18, num_layers=2, bidirectional=True, batch_first=True)
+    x = torch.randn(3, 1, 7, dtype=torch.float64)
+    hx = _state(mode, (4, 3, 18), False)
+    results = []
+    for m, dtype in ((ref, torch.float64), (ours, torch.float32)):
+        leaves = [t.to(dtype).requires_grad_() for t in [x, *(hx if isinstance(hx, tuple) else [hx])]]
+        out = _flat(m(leaves[0], tuple(leaves[1:]) if mode == "lstm" else leaves[1]))
+        cot = [torch.ones_like(o) / o.numel() ** 0.5 for o in out]
+        results.append((out, torch.autograd.grad(out, leaves + list(m.parameters()), cot)))
+    (ref_out, ref_grads), (out, grads) = results
+    for a, b in zip([*out, *grads], [*ref_out, *ref_grads], strict=True):
+        assert_close_rule(a, b)
+
+
+@pytest.mark.parametrize("mode", list(CELLS))
+def test_one_step_double_backward(mode):
+    """create_graph=True: the step node's gradients are differentiable again, as torch.nn's are."""
+    results = []
+    ref, ours = _pair(CELLS[mode], mode, 4, 5)
+    x = torch.randn(2, 4, dtype=torch.float64)
+    for m, dtype in ((ref, torch.float64), (ours, torch.float32)):
+        xx = x.to(dtype).requires_grad_()
+        out = _flat(m(xx))[0]
+        (gx,) = torch.autograd.grad(out.pow(2).sum(), xx, create_graph=True)
+        results.append(torch.autograd.grad(gx.pow(2).sum(), [xx, *m.parameters()]))
+    for a, b in zip(results[1], results[0], strict=True):
+        assert_close_rule(a, b)
+
+
+@pytest.mark.parametrize("mode", list(CELLS))
 def test_layer_op_elsewhere(mode):
-    """A gradient wanted (by the weights, or by the input alone), float64, or more than one step: the layer op."""
+    """float64, or more than one step: the layer op."""
     _, cell = _pair(CELLS[mode], mode, 6, 5)
     x = torch.randn(2, 6)
-    assert _layer_op_calls(lambda: cell(x)) == 1
-    cell.requires_grad_(False)
-    assert _layer_op_calls(lambda: cell(x.clone().requires_grad_())) == 1
-    with torch.no_grad():
-        assert _layer_op_calls(lambda: cell(x)) == (0 if _step_runs() else 1)
-        assert _layer_op_calls(lambda: cell.double()(x.double())) == 1
+    assert _layer_op_calls(lambda: cell(x)) == (0 if _step_runs() else 1)
+    assert _layer_op_calls(lambda: cell.double()(x.double())) == 1
     _, seq = _pair(MODULES[mode], mode, 6, 5)
-    with torch.no_grad():
-        assert _layer_op_calls(lambda: seq(torch.randn(3, 2, 6))) == 1
+    assert _layer_op_calls(lambda: seq(torch.randn(3, 2, 6))) == 1

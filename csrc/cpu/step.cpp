@@ -1,10 +1,14 @@
-// One step without gradient (step.h): x @ W_ih^T + b_ih and h0 @ W_hh^T + b_hh into two [B, G] buffers,
-// then the cell's vector kernel writes the output and the new state. The layer op around the same step
-// adds a sequence schedule, its buffers, packed weights and the op calls in between, most of a small
-// step's time. Modules without gradient, layer op -> this (torch.nn), alternated in one process on 2 Zen 4
-// cores, I = H = 64, batch 1: LSTMCell 41.7 -> 22.0 us (34.6), GRUCell 31.3 -> 16.9 (28.3), LSTM of one
-// step 40.4 -> 22.2 (121); H = 256: LSTMCell 280 -> 66 (113); batch 16: LSTMCell 59.3 -> 43.9 (63.9).
+// One step (step.h): x @ W_ih^T + b_ih and h0 @ W_hh^T + b_hh into two [B, G] buffers, then the cell's vector
+// kernel writes the output and the new state; backward, the cell's backward kernel and the four products.
+// The layer op around the same step adds a sequence schedule, its buffers, packed weights and the op calls in
+// between, most of a small step's time. Modules at I = H = 64, batch 1, layer op -> this (torch.nn), alternated
+// in one process on 2 Zen 4 cores: without gradient LSTMCell 29.5 -> 14.5 us (24.9), GRUCell 26.1 -> 12.5
+// (25.0), RNNCell 18.8 -> 11.9 (15.6), LSTM of one step 34.8 -> 18.9 (92.3); forward and backward (every
+// gradient) LSTMCell 192 -> 137 (211), GRUCell 184 -> 123 (213), RNNCell 155 -> 119 (114); at H = 256
+// LSTMCell 1080 -> 296 (433).
 #include "cpu/step.h"
+
+#include <c10/util/accumulate.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -12,43 +16,67 @@
 #include "cpu/common.h"
 
 namespace fastrnn::cpu {
+namespace {
 
 // Up to this many rows the products read the weights as they are (rows_gemm); more rows pay for packing them.
 constexpr int64_t kRowsGemmMax = 4;
 
-std::optional<std::vector<at::Tensor>> step_forward(Cell cell, const at::Tensor& x_, const at::Tensor& w_ih_,
-                                                    const at::Tensor& w_hh_, const std::optional<at::Tensor>& b_ih,
-                                                    const std::optional<at::Tensor>& b_hh, const at::Tensor& h0_,
-                                                    const std::optional<at::Tensor>& c0_) {
-  const char* env = std::getenv("FASTRNN_CPU_STEP");  // =0: the layer op instead (comparisons, tests)
+// out[B, N] = a[B, K] @ w[N, K]^T (+ b broadcast over the rows).
+void product(int64_t B, int64_t N, int64_t K, const float* a, const at::Tensor& w, const OptTensor& b, float* out) {
+  if (b.has_value()) {
+    const at::Tensor bias = b->contiguous();
+    for (int64_t r = 0; r < B; ++r) std::memcpy(out + r * N, bias.const_data_ptr<float>(), N * sizeof(float));
+  }
+  if (B <= kRowsGemmMax)
+    vec::kernels()->rows_gemm(B, N, K, a, K, w.const_data_ptr<float>(), K, b.has_value(), out, N);
+  else
+    gemm<float>(false, true, B, N, K, a, K, w.const_data_ptr<float>(), K, b.has_value() ? 1.f : 0.f, out, N);
+}
+
+// A float buffer of `sizes`: a fresh tensor where it is returned, else the vector's storage.
+float* buffer(bool as_tensor, at::Tensor& t, std::vector<float>& v, at::IntArrayRef sizes) {
+  if (as_tensor) return (t = at::empty(sizes, at::kFloat)).data_ptr<float>();
+  v.resize(c10::multiply_integers(sizes));
+  return v.data();
+}
+
+// The sum of a [B, N] tensor's rows (a bias's gradient) in a plain loop: at::sum is an op call and a
+// reduction's setup for what at batch 1 is a copy.
+at::Tensor row_sum(const at::Tensor& rows) {
+  const int64_t B = rows.size(0), N = rows.size(1);
+  at::Tensor out = at::empty({N}, rows.options());
+  const float* r = rows.const_data_ptr<float>();
+  float* o = out.data_ptr<float>();
+  std::memcpy(o, r, N * sizeof(float));
+  for (int64_t b = 1; b < B; ++b)
+    for (int64_t n = 0; n < N; ++n) o[n] += r[b * N + n];
+  return out;
+}
+
+}  // namespace
+
+bool step_runs(const at::Tensor& x, const at::Tensor& w_ih, const at::Tensor& w_hh, const OptTensor& b_ih,
+               const OptTensor& b_hh, const at::Tensor& h0, const OptTensor& c0) {
+  const char* env = std::getenv("FASTRNN_CPU_STEP");
+  auto is_float = [](const OptTensor& t) { return !t || t->scalar_type() == at::kFloat; };
+  return !(env && std::strcmp(env, "0") == 0) && vec_kernels<float>() != nullptr && x.is_cpu() && is_float(x) &&
+         is_float(w_ih) && is_float(w_hh) && is_float(b_ih) && is_float(b_hh) && is_float(h0) && is_float(c0);
+}
+
+std::vector<at::Tensor> step_forward(Cell cell, const at::Tensor& x_, const at::Tensor& w_ih_, const at::Tensor& w_hh_,
+                                     const OptTensor& b_ih, const OptTensor& b_hh, const at::Tensor& h0_,
+                                     const OptTensor& c0_, bool save) {
   const vec::Kernels<float>* vk = vec_kernels<float>();
-  auto is_float = [](const std::optional<at::Tensor>& t) { return !t || t->scalar_type() == at::kFloat; };
-  if ((env && std::strcmp(env, "0") == 0) || vk == nullptr || !x_.is_cpu() ||
-      !(is_float(x_) && is_float(w_ih_) && is_float(w_hh_) && is_float(b_ih) && is_float(b_hh) && is_float(h0_) &&
-        is_float(c0_)))
-    return std::nullopt;
-  const at::Tensor x = x_.select(0, 0).contiguous(), w_ih = w_ih_.contiguous(), w_hh = w_hh_.contiguous(),
-                   h0 = h0_.contiguous();
-  const int64_t B = x.size(0), H = h0.size(1), G = w_hh.size(0);
+  // x's one step read as [B, I] rows (no select: each view op is a dispatcher call).
+  const at::Tensor x = x_.contiguous(), w_ih = w_ih_.contiguous(), w_hh = w_hh_.contiguous(), h0 = h0_.contiguous();
+  const int64_t B = x.size(1), I = x.size(2), H = h0.size(1), G = w_hh.size(0);
   // xg = x @ W_ih^T + b_ih, hg = h0 @ W_hh^T + b_hh: each bias in its own product, as the cell kernels
   // take them (GRU's b_hn must stay with hg, inside r * (W_hn h + b_hn)).
-  std::vector<float> xg(B * G), hg(B * G);
-  auto product = [&](std::vector<float>& out, const at::Tensor& a, const at::Tensor& w,
-                     const std::optional<at::Tensor>& b) {
-    if (b.has_value()) {
-      const at::Tensor bias = b->contiguous();
-      for (int64_t r = 0; r < B; ++r) std::memcpy(out.data() + r * G, bias.const_data_ptr<float>(), G * sizeof(float));
-    }
-    const int64_t K = a.size(1);
-    if (B <= kRowsGemmMax)
-      vec::kernels()->rows_gemm(B, G, K, a.const_data_ptr<float>(), K, w.const_data_ptr<float>(), K, b.has_value(),
-                                out.data(), G);
-    else
-      gemm<float>(false, true, B, G, K, a.const_data_ptr<float>(), K, w.const_data_ptr<float>(), K,
-                  b.has_value() ? 1.f : 0.f, out.data(), G);
-  };
-  product(xg, x, w_ih, b_ih);
-  product(hg, h0, w_hh, b_hh);
+  at::Tensor xg_t, ws_t;
+  std::vector<float> xg_v, ws_v, hg(B * G);
+  float* xg = buffer(save && cell == kLstm, xg_t, xg_v, {B, G});  // the LSTM's gates overwrite it
+  product(B, G, I, x.const_data_ptr<float>(), w_ih, b_ih, xg);
+  product(B, G, H, h0.const_data_ptr<float>(), w_hh, b_hh, hg.data());
 
   const at::TensorOptions options = x.options();
   at::Tensor output = at::empty({1, B, H}, options), h_n = at::empty({B, H}, options), c_n;
@@ -62,18 +90,74 @@ std::optional<std::vector<at::Tensor>> step_forward(Cell cell, const at::Tensor&
   } else if (cell == kGru) {  // and GRU's h_{t-1} from h
     std::memcpy(h, h0.const_data_ptr<float>(), B * H * sizeof(float));
   }
-  std::vector<float> ws(cell == kGru ? 4 * H * B : 0);  // GRU's r, z, n, hn, which no backward reads here
+  float* ws = cell == kGru ? buffer(save, ws_t, ws_v, {B, 4 * H}) : nullptr;  // r, z, n, W_hn h + b_hn
   for_units(B, H, 12, [&](int64_t b, int64_t j0, int64_t j1) {
-    float* xr = xg.data() + b * G;
+    float* xr = xg + b * G;
     const float* hr = hg.data() + b * G;
     if (cell == kLstm)  // the gates overwrite xg's row; c_t, written as the cells and the state, replaces c_{t-1}
       vk->lstm_forward(xr, hr, nullptr, H, j0, j1 - j0, c + b * H, xr, c + b * H, out + b * H, h + b * H);
     else if (cell == kGru)
-      vk->gru_forward(xr, hr, nullptr, H, j0, j1 - j0, ws.data() + b * 4 * H, out + b * H, h + b * H);
+      vk->gru_forward(xr, hr, nullptr, H, j0, j1 - j0, ws + b * 4 * H, out + b * H, h + b * H);
     else
       vk->rnn_forward(cell == kRelu, xr + j0, hr + j0, out + b * H + j0, h + b * H + j0, j1 - j0);
   });
-  return std::vector<at::Tensor>{output, h_n, c_n};
+  return {output, h_n, c_n, cell == kLstm ? xg_t : ws_t};
+}
+
+std::array<at::Tensor, 7> step_backward(Cell cell, const at::Tensor& x_, const at::Tensor& w_ih_,
+                                        const at::Tensor& w_hh_, const at::Tensor& h0_, const at::Tensor& c0_,
+                                        const at::Tensor& h_n, const at::Tensor& c_n, const at::Tensor& act,
+                                        const at::Tensor& grad_output, const at::Tensor& grad_h_n,
+                                        const at::Tensor& grad_c_n, std::array<bool, 7> wanted) {
+  const vec::Kernels<float>* vk = vec_kernels<float>();
+  const at::Tensor x = x_.contiguous(), w_ih = w_ih_.contiguous(), w_hh = w_hh_.contiguous(), h0 = h0_.contiguous(),
+                   gout = grad_output.contiguous();  // x and gout: [1, B, *], read as [B, *] rows
+  const int64_t B = x.size(1), I = x.size(2), H = h0.size(1), G = w_hh.size(0);
+  const at::TensorOptions options = x.options();
+  // dh: the state's gradient in (GRU: out, its direct part z * dh of dh_{t-1}); dc: dc_t in, dc_{t-1} out.
+  at::Tensor dh = grad_h_n.contiguous(), dc;
+  if (cell == kGru) dh = dh.clone();
+  if (cell == kLstm) dc = grad_c_n.clone(at::MemoryFormat::Contiguous);
+  // The gradients of xg and hg (step_forward's buffers): one for both but GRU's, whose hg's n part is r * dn.
+  at::Tensor dgx = at::empty({B, G}, options), dgh = cell == kGru ? at::empty({B, G}, options) : dgx;
+  float *dx = dgx.data_ptr<float>(), *dg = dgh.data_ptr<float>(), *dhp = dh.data_ptr<float>();
+  const float* go = gout.const_data_ptr<float>();
+  for_units(B, H, 12, [&](int64_t b, int64_t j0, int64_t j1) {
+    const int64_t n = j1 - j0;
+    if (cell == kLstm)
+      vk->lstm_backward(act.const_data_ptr<float>() + b * G, c0_.const_data_ptr<float>() + b * H,
+                        c_n.const_data_ptr<float>() + b * H, H, j0, n, dhp + b * H, go + b * H,
+                        dc.data_ptr<float>() + b * H, dx + b * G, nullptr, nullptr);
+    else if (cell == kGru)
+      vk->gru_backward(act.const_data_ptr<float>() + b * 4 * H, h0.const_data_ptr<float>() + b * H, go + b * H, H,
+                       j0, n, dhp + b * H, dx + b * G, dg + b * G);
+    else
+      vk->rnn_backward(cell == kRelu, h_n.const_data_ptr<float>() + b * H + j0, dhp + b * H + j0,
+                       go + b * H + j0, dx + b * G + j0, n);
+  });
+  std::array<at::Tensor, 7> grads;
+  enum { kX, kWih, kWhh, kBih, kBhh, kH0, kC0 };
+  if (wanted[kX]) {  // dgx @ W_ih
+    grads[kX] = at::empty({1, B, I}, options);
+    gemm<float>(false, false, B, I, G, dx, G, w_ih.const_data_ptr<float>(), I, 0.f, grads[kX].data_ptr<float>(), I);
+  }
+  if (wanted[kWih]) {  // dgx^T @ x
+    grads[kWih] = at::empty({G, I}, options);
+    gemm<float>(true, false, G, I, B, dx, G, x.const_data_ptr<float>(), I, 0.f, grads[kWih].data_ptr<float>(), I);
+  }
+  if (wanted[kWhh]) {  // dgh^T @ h0
+    grads[kWhh] = at::empty({G, H}, options);
+    gemm<float>(true, false, G, H, B, dg, G, h0.const_data_ptr<float>(), H, 0.f, grads[kWhh].data_ptr<float>(), H);
+  }
+  if (wanted[kBih]) grads[kBih] = row_sum(dgx);
+  if (wanted[kBhh]) grads[kBhh] = row_sum(dgh);  // its own tensor, as torch.nn gives each bias
+  if (wanted[kH0]) {  // dgh @ W_hh, plus GRU's direct part
+    grads[kH0] = cell == kGru ? dh : at::empty({B, H}, options);
+    gemm<float>(false, false, B, H, G, dg, G, w_hh.const_data_ptr<float>(), H, cell == kGru ? 1.f : 0.f,
+                grads[kH0].data_ptr<float>(), H);
+  }
+  if (wanted[kC0]) grads[kC0] = dc;
+  return grads;
 }
 
 }  // namespace fastrnn::cpu
