@@ -223,7 +223,7 @@ class StepGemm {
       if (cblas_sgemm_pack_get_size && cblas_sgemm_pack && cblas_sgemm_compute && fits && K > 0 && N > 0 &&
           max_rows > 0) {
         const size_t bytes = cblas_sgemm_pack_get_size(kBMatrix, int(max_rows), int(N), int(K));
-        packed_ = at::empty({int64_t(bytes)}, at::TensorOptions().dtype(at::kByte));
+        packed_ = empty_seq({int64_t(bytes)}, at::TensorOptions().dtype(at::kByte));  // see PanelWeights
         cblas_sgemm_pack(kRowMajor, kBMatrix, tb ? kTrans : kNoTrans, int(max_rows), int(N), int(K), 1.f, b,
                          int(ldb), reinterpret_cast<float*>(packed_.data_ptr()));
       }
@@ -308,7 +308,9 @@ class PanelWeights {
       widths_[p] = int32_t(std::min(PW, H - j0));
     }
     if (in_place_) return;
-    data_ = at::empty({panels * (I_ + K) * PW}, acc_options<float>());
+    // Weights of 1 MB and more, packed afresh at every call, page-faulted on every call from the heap (LSTM
+    // B=1, H=256, T=2 forward and backward: a third of its time in the kernel's page faults).
+    data_ = empty_seq({panels * (I_ + K) * PW}, acc_options<float>());
     if (deferred) return;
     // Small weights are packed on the calling thread: forking a team costs more than the copy.
     at::parallel_for(0, blocks_, std::max<int64_t>(1, 32768 / std::max<int64_t>(gates * (I_ + K) * PW, 1)),
