@@ -81,6 +81,17 @@ def test_one_step_cell(mode, batch, bias, given):
         assert_close_rule(a, b)
 
 
+@pytest.mark.parametrize("mode", list(CELLS))
+def test_one_step_cell_wide(mode):
+    """Weights large enough that the products at batch 1 split their rows between threads (step.cpp)."""
+    ref, ours = _pair(CELLS[mode], mode, 130, 131)
+    x = torch.randn(1, 130, dtype=torch.float64)
+    hx = _state(mode, (1, 131), False)
+    with torch.no_grad():
+        for a, b in zip(_flat(ours(x.float(), _float(hx))), _flat(ref(x, hx)), strict=True):
+            assert_close_rule(a, b)
+
+
 @pytest.mark.parametrize("mode", list(MODULES))
 @pytest.mark.parametrize("layers,bidirectional,batch_first,batched",
                          [(1, False, False, True), (2, True, True, True), (2, True, False, False)],

@@ -27,9 +27,14 @@ void product(int64_t B, int64_t N, int64_t K, const float* a, const at::Tensor& 
     const at::Tensor bias = b->contiguous();
     for (int64_t r = 0; r < B; ++r) std::memcpy(out + r * N, bias.const_data_ptr<float>(), N * sizeof(float));
   }
-  if (B <= kRowsGemmMax)
-    vec::kernels()->rows_gemm(B, N, K, a, K, w.const_data_ptr<float>(), K, b.has_value(), out, N);
-  else
+  // Split over w's rows where there is enough of w to read, 128 KB and more a task (LSTMCell, batch 1, H = 256,
+  // without gradient: 47 -> 35 us on 2 threads).
+  if (B <= kRowsGemmMax) {
+    const float* wp = w.const_data_ptr<float>();
+    at::parallel_for(0, N, std::max<int64_t>(4, 32768 / std::max<int64_t>(K, 1)), [&](int64_t n0, int64_t n1) {
+      vec::kernels()->rows_gemm(B, n1 - n0, K, a, K, wp + n0 * K, K, b.has_value(), out + n0, N);
+    });
+  } else
     gemm<float>(false, true, B, N, K, a, K, w.const_data_ptr<float>(), K, b.has_value() ? 1.f : 0.f, out, N);
 }
 
@@ -111,6 +116,7 @@ std::array<at::Tensor, 7> step_backward(Cell cell, const at::Tensor& x_, const a
                                         const at::Tensor& grad_c_n, std::array<bool, 7> wanted) {
   const vec::Kernels<float>* vk = vec_kernels<float>();
   const at::Tensor x = x_.contiguous(), w_ih = w_ih_.contiguous(), w_hh = w_hh_.contiguous(), h0 = h0_.contiguous(),
+                   c0 = c0_.defined() ? c0_.contiguous() : c0_,
                    gout = grad_output.contiguous();  // x and gout: [1, B, *], read as [B, *] rows
   const int64_t B = x.size(1), I = x.size(2), H = h0.size(1), G = w_hh.size(0);
   const at::TensorOptions options = x.options();
@@ -125,7 +131,7 @@ std::array<at::Tensor, 7> step_backward(Cell cell, const at::Tensor& x_, const a
   for_units(B, H, 12, [&](int64_t b, int64_t j0, int64_t j1) {
     const int64_t n = j1 - j0;
     if (cell == kLstm)
-      vk->lstm_backward(act.const_data_ptr<float>() + b * G, c0_.const_data_ptr<float>() + b * H,
+      vk->lstm_backward(act.const_data_ptr<float>() + b * G, c0.const_data_ptr<float>() + b * H,
                         c_n.const_data_ptr<float>() + b * H, H, j0, n, dhp + b * H, go + b * H,
                         dc.data_ptr<float>() + b * H, dx + b * G, nullptr, nullptr);
     else if (cell == kGru)
