@@ -197,3 +197,14 @@ def test_layer_op_elsewhere(mode):
     assert _layer_op_calls(lambda: cell.double()(x.double())) == 1
     _, seq = _pair(MODULES[mode], mode, 6, 5)
     assert _layer_op_calls(lambda: seq(torch.randn(3, 2, 6))) == 1
+
+
+@pytest.mark.parametrize("mode", list(CELLS))
+def test_one_step_empty_batch_gradients(mode):
+    """The op called directly on a batch of none (the module takes Python's path there): zero weight gradients."""
+    _, cell = _pair(CELLS[mode], mode, 4, 5)
+    x = torch.randn(0, 4, requires_grad=True)
+    h = torch.ops.fastrnn.cell.default(mode, x, [], cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)[0]
+    assert h.shape == (0, 5)
+    for g in torch.autograd.grad(h.sum(), list(cell.parameters())):
+        assert torch.equal(g, torch.zeros_like(g))

@@ -121,9 +121,8 @@ class GradsBehind : public BesideLoop {
     gemm<float>(true, false, o.G, o.P, rows, dg, o.G, h_prev_.data(), o.P, beta, o.dw_hh, o.P);
     if (o.dw_ih) gemm<float>(true, false, o.G, o.I, rows, dg, o.G, o.x + lo * o.I, o.I, beta, o.dw_ih, o.I);
     if (o.dbias) {  // the chunk's rows in one sum, added to the total: rounding grows with chunks + rows
-      sum_.assign(o.G, 0.f);
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t j = 0; j < o.G; ++j) sum_[j] += dg[r * o.G + j];
+      sum_.resize(o.G);
+      sum_rows(dg, rows, o.G, sum_.data());
       for (int64_t j = 0; j < o.G; ++j) o.dbias[j] = accumulate ? o.dbias[j] + sum_[j] : sum_[j];
     }
   }

@@ -407,6 +407,14 @@ inline void team_barrier(int64_t threads) {
 #endif
 }
 
+// sum[j] = the sum over r < R of rows[r * N + j], row by row: a bias's gradient from its rows of dgates, where
+// those are too few for at::sum's op call and reduction setup to pay (ahead.h, step.cpp).
+inline void sum_rows(const float* rows, int64_t R, int64_t N, float* sum) {
+  std::fill(sum, sum + N, 0.f);
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t j = 0; j < N; ++j) sum[j] += rows[r * N + j];
+}
+
 // Products that a second thread runs beside a time loop of one thread (ahead.h), a chunk of steps at a
 // time, the two meeting through the count of steps done: published with release (which makes the rows
 // written before it visible) and spun on with acquire. Ahead of a forward loop the loop waits for it;

@@ -182,10 +182,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
 // bias_grad: also the sum of grad_xw's rows, added up as the cells write them (float32 on the panel GEMM: in
 // the cells' vector kernel, whose dgates are still in registers), else undefined: each step's rows into one
 // sum, which the next step adds to the total (rounding grows with T + B, not T * B). Added row by row in a
-// loop of this file's own (SSE) code, the sums had taken 3.8% of the backward's samples at (100, 16, 128, 128),
-// now 0.5% (the cells' kernel 7.2 -> 6.1%). A team split by units owns disjoint columns of one sum; split by rows (row_team), each
-// member keeps its own, added up at the end. Summed afterwards, dgates made one more pass over memory: 1.1 ms
-// at (T, B, H) = (100, 64, 256) under the unit split, 3.2 of 110 ms (fwd+bwd) under the row split.
+// loop of this file's own (SSE) code, the sums had taken 3.8% of the backward's samples at (100, 16, 128,
+// 128), now 0.5% (the cells' kernel 7.2 -> 6.1%). A team split by units owns disjoint columns of one sum;
+// split by rows (row_team), each member keeps its own, added up at the end. Summed afterwards, dgates made
+// one more pass over memory: 1.1 ms at (T, B, H) = (100, 64, 256) under the unit split, 3.2 of 110 ms
+// (fwd+bwd) under the row split.
 template <typename T>
 LstmGrads backward(const Dims& d, const Schedule& sch, const at::Tensor& grad_output_, const at::Tensor& grad_h_n,
                    const at::Tensor& grad_c_n, const at::Tensor& w_hh, const std::optional<at::Tensor>& w_hr,
