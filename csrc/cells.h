@@ -37,7 +37,7 @@ struct TanhCell {
 struct ReluCell {
   static constexpr int gates = 1;
   template <typename A>
-  FASTRNN_HD static A forward(A pre) { return pre > A(0) ? pre : A(0); }
+  FASTRNN_HD static A forward(A pre) { return pre <= A(0) ? A(0) : pre; }  // NaN stays NaN, as in torch.relu
   template <typename A>
   FASTRNN_HD static A backward(A h, A dh) { return h > A(0) ? dh : A(0); }
 };

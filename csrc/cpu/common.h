@@ -276,6 +276,21 @@ inline vec::PanelGemmFn panel_gemm_kernel(int64_t max_rows) {
   return set->panel_gemm;
 }
 
+// The panel GEMM on bfloat16 pairs (vdpbf16ps) for a bfloat16 time loop whose steps have at most max_rows
+// rows, where panel_gemm_kernel runs and the CPU has AVX512-BF16, or null. Its products read h_{t-1} as the
+// output's bfloat16 rows, as torch's bfloat16 reference does (the float path reads h_t kept in float,
+// FloatSteps), and W_hh as it is: two bfloat16s of K (even: an odd one would leave half a pair) per 32-bit
+// element, so a step reads half the bytes and issues half the multiply-adds of float32 (on Zen 4, whose
+// vdpbf16ps adds no more products per cycle than FMA, the bytes are the gain). Forward, I=H=256, B=64,
+// T=100, 2 cores of an AMD EPYC Zen 4, float path -> pairs (torch.nn in the same run): LSTM 54.0 -> 36.9 ms
+// (35.0), GRU 46.3 -> 31.9 (40.6), RNN 14.4 -> 10.5 (16.6). FASTRNN_CPU_BF16_DOT=0 (read at every call) turns
+// it off, to compare the two.
+inline vec::PanelGemmFn bf16_step_gemm(int64_t max_rows, int64_t K) {
+  const char* env = std::getenv("FASTRNN_CPU_BF16_DOT");
+  if (K % 2 != 0 || (env && std::strcmp(env, "0") == 0) || panel_gemm_kernel(max_rows) == nullptr) return nullptr;
+  return vec::bf16_panel_gemm();
+}
+
 // A recurrent weight packed once per call for the panel GEMM: B = op(w) is [K, gates * H] (w^T when
 // trans; w row-major with leading dimension ldw), its columns grouped by blocks of kPanelWidth hidden
 // units, each block holding its units' columns of every gate (gate k of unit j is column k * H + j).
@@ -593,13 +608,18 @@ inline void gemm_prev_h(const PanelWeights& w, vec::PanelGemmFn fn, const Step& 
 // but I=H=1024 (T=20), B=8: 17 -> 43, B=32: 57 -> 74.
 // FASTRNN_CPU_FUSE_INPUT=1 or =0 overrides the choice where the panel GEMM runs (read at every call, so
 // tests and timings can compare both).
+// bfloat16 fuses on the bfloat16 pairs GEMM only (bf16_step_gemm, I even, no projection), with the same
+// rule for its half as many bytes (I=H=256, B=64, T=100 forward, 2 cores of an AMD EPYC Zen 4, unfused ->
+// fused: 38.9 -> 36.6 ms, torch.nn 35.0 in the same run), and xw is not rounded to bfloat16.
 inline bool fuse_input_projection(at::ScalarType dtype, const Dims& d, int64_t I, int64_t gates) {
-  if (dtype != at::kFloat || vec_kernels<float>() == nullptr || panel_gemm_kernel(d.B) == nullptr) return false;
+  const bool pairs = dtype == at::kBFloat16 && d.P == d.H && I % 2 == 0 && bf16_step_gemm(d.B, d.H) != nullptr;
+  if (!pairs && (dtype != at::kFloat || vec_kernels<float>() == nullptr || panel_gemm_kernel(d.B) == nullptr))
+    return false;
   const char* env = std::getenv("FASTRNN_CPU_FUSE_INPUT");
   if (env && (std::strcmp(env, "0") == 0 || std::strcmp(env, "1") == 0)) return env[0] == '1';
   constexpr double kL2Bytes = 1 << 20, kL3Bytes = 16 << 20;  // per core; half of a 32 MB L3
   const int64_t G = gates * d.H, blocks = (d.H + vec::kPanelWidth - 1) / vec::kPanelWidth;
-  const double bytes = 4.0 * (I + d.P) * G;
+  const double bytes = (pairs ? 2.0 : 4.0) * (I + d.P) * G;
   const TeamPlan plan = team_plan(2.0 * d.B * (I + d.P) * G, blocks, d.B);
   if (plan.by_rows) return bytes <= kL3Bytes;
   return (d.B >= 4 && bytes <= kL2Bytes * plan.threads) || (d.B >= 32 && bytes <= kL3Bytes);
@@ -613,16 +633,17 @@ struct FusedInput {
   int64_t I = 0;
 };
 
-// bfloat16 on the panel GEMM: every step's h_t in float, which the cells write instead of the running state
-// and the next step's GEMM reads (forward_steps), as MKL's steps read the running state: h is rounded to
-// bfloat16 in the output only. Empty (data() null) for float32, whose output rows are float, and where the
-// steps run on MKL.
+// bfloat16 on the panel GEMM where the pairs GEMM (bf16_step_gemm) does not run: every step's h_t in float,
+// which the cells write instead of the running state and the next step's GEMM reads (forward_steps), as MKL's
+// steps read the running state: h is rounded to bfloat16 in the output only. Empty (data() null) for float32,
+// whose output rows are float, where the steps run on MKL, and on the pairs GEMM.
 template <typename T>
 class FloatSteps {
  public:
   FloatSteps(const Dims& d, int64_t H, bool vectorized) : H_(H) {
     if constexpr (std::is_same_v<T, c10::BFloat16>)
-      if (vectorized && panel_gemm_kernel(d.B)) buffer_ = empty_seq({d.N, H}, acc_options<float>());
+      if (vectorized && panel_gemm_kernel(d.B) && !bf16_step_gemm(d.B, H))
+        buffer_ = empty_seq({d.N, H}, acc_options<float>());
   }
   float* data() const { return buffer_.defined() ? buffer_.data_ptr<float>() : nullptr; }
   // h_n into hs ([B, H]): each row's h_t of the last step that has the row.
@@ -647,30 +668,52 @@ class FloatSteps {
 //   the previous step's rows of every step's h_t in float (`out` in float32, else `hseq`, which the cells
 //   then write instead of hs) or h0, which no member writes again, so the members meet once per step,
 //   after their cells. With enough rows (team_plan) the members share the batch rows instead, each
-//   running its rows' every unit, and never meet. Without float rows (bfloat16 storage and no hseq) the
-//   loop runs on MKL. With `in`, g also gets x_t @ W_ih^T (the panel GEMM only: the caller checks
-//   panel_gemm_kernel). With `ahead` (whose work writes the steps' xw rows), each step waits for its rows.
+//   running its rows' every unit, and never meet. bfloat16 with w_stored (W_hh as it is) runs on the pairs
+//   GEMM where bf16_step_gemm gives it, reading h_{t-1} from `out` and h0 in bfloat16; else without float
+//   rows (no hseq) the loop runs on MKL. With `in`, g also gets x_t @ W_ih^T (the panel GEMM only, and in
+//   bfloat16 the pairs GEMM: the caller checks). With `ahead` (whose work writes the steps' xw rows), each
+//   step waits for its rows.
 // - Otherwise each step runs one StepGemm (MKL) on the running state hs, then the cell over for_units.
 template <typename T, typename A, typename Cell>
 void forward_steps(const Schedule& sch, const A* w, int64_t gates, int64_t H, int64_t B, const T* out,
                    const at::Tensor& h0, const A* hs, A* g, int64_t cost_per_unit, const Cell& cell,
-                   const FusedInput& in = {}, const float* hseq = nullptr, BesideLoop* ahead = nullptr) {
+                   const FusedInput& in = {}, const float* hseq = nullptr, BesideLoop* ahead = nullptr,
+                   const T* w_stored = nullptr) {
   const int64_t G = gates * H;
   if constexpr (std::is_same_v<A, float>) {
+    // The panels' and h's rows: K 32-bit elements, floats or (bfloat16 pairs) the bits of two bfloat16s.
     const float* seq = nullptr;
-    if constexpr (std::is_same_v<T, float>) seq = out;
-    else seq = hseq;
-    if (const vec::PanelGemmFn panel = seq ? panel_gemm_kernel(B) : nullptr) {
-      const PanelWeights recurrent(w, H, true, H, H, gates, in.w_ih, in.I);
-      const at::Tensor h0c = h0.to(at::kFloat).contiguous();
-      const float* init = h0c.const_data_ptr<float>();
-      const TeamPlan plan = team_plan(2.0 * B * G * (H + in.I), recurrent.blocks(), B);
+    const float* weights = w;
+    int64_t K = H;
+    vec::PanelGemmFn panel = nullptr;
+    at::Tensor h0c;
+    if constexpr (std::is_same_v<T, c10::BFloat16>) {
+      panel = w_stored ? bf16_step_gemm(B, H) : nullptr;
+      if (panel) {
+        seq = reinterpret_cast<const float*>(out);
+        weights = reinterpret_cast<const float*>(w_stored);
+        K = H / 2;
+        h0c = h0.contiguous();
+        TORCH_INTERNAL_ASSERT(h0c.scalar_type() == at::kBFloat16);
+      }
+    }
+    if (panel == nullptr) {
+      TORCH_INTERNAL_ASSERT((std::is_same_v<T, float> || in.x == nullptr), "bfloat16 x runs on the pairs GEMM only");
+      if constexpr (std::is_same_v<T, float>) seq = out;
+      else seq = hseq;
+      panel = seq ? panel_gemm_kernel(B) : nullptr;
+      h0c = h0.to(at::kFloat).contiguous();
+    }
+    if (panel) {
+      const PanelWeights recurrent(weights, K, true, K, H, gates, in.w_ih, in.I);
+      const float* init = static_cast<const float*>(h0c.const_data_ptr());
+      const TeamPlan plan = team_plan(2.0 * B * G * (H + in.I * (H / K)), recurrent.blocks(), B);
       run_team(plan, sch, ahead, [&](int64_t thread, int64_t threads) {
         const TeamShare my(recurrent, H, B, thread, threads, plan.by_rows);
         for (int64_t s = 0; s < sch.steps(); ++s) {
           const Step st = sch.step(s);
           if (ahead) ahead->wait_for(s + 1);
-          gemm_prev_h(recurrent, panel, st, seq, init, H, g, G, my, in.x, in.I);
+          gemm_prev_h(recurrent, panel, st, seq, init, K, g, G, my, in.x, in.I);
           for (int64_t b = my.r0; b < my.end(st.rows); ++b) cell(st, b, my.j0, my.j1);
           plan.barrier(threads);
         }

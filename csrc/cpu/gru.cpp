@@ -13,7 +13,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward(const Dims& d, const Sche
                                                        const at::Tensor& h0, bool save) {
   using A = acc_t<T>;
   const int64_t H = d.H, G = 3 * H;
-  const at::Tensor xw = xw_.contiguous(), W = to_acc<A>(w_hh);
+  const at::Tensor xw = xw_.contiguous(), W = to_acc<A>(w_hh), stored = w_hh.contiguous();
   const at::Tensor bias = b_hn.has_value() ? to_acc<A>(*b_hn) : at::Tensor();
   at::Tensor output = empty_seq(d.seq(H), xw.options());
   const SavedRows<T> workspace(d, 4 * H, save, xw.options());
@@ -51,7 +51,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward(const Dims& d, const Sche
       hs[b * H + j] = hh;
     }
   };
-  forward_steps<T>(sch, w, 3, H, d.B, out, h0, hs, g, 8, cell);
+  forward_steps<T>(sch, w, 3, H, d.B, out, h0, hs, g, 8, cell, {}, nullptr, nullptr, stored.const_data_ptr<T>());
   return {output, h.to(xw.scalar_type()), workspace.result()};
 }
 

@@ -103,8 +103,8 @@ void projected_backward_steps(const Schedule& sch, const A* w, const A* wr, int6
 }
 
 // gates_in_xw: the saved gates overwrite xw's rows as the cells read them (xw is the caller's to give up).
-// With w_ih (float32 on the panel GEMM only), xw_ is the input x ([.., I]) and the steps' GEMMs add
-// x_t @ W_ih^T.
+// With w_ih (float32 on the panel GEMM, bfloat16 on the pairs GEMM), xw_ is the input x ([.., I]) and the
+// steps' GEMMs add x_t @ W_ih^T.
 template <typename T>
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
     const Dims& d, const Schedule& sch, const at::Tensor& xw_, const at::Tensor& w_hh,
@@ -116,6 +116,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
   const bool proj = w_hr.has_value(), fused = w_ih.defined();
   TORCH_INTERNAL_ASSERT(!(fused && gates_in_xw) && !(ahead && (proj || fused)));
   const at::Tensor xw = xw_.contiguous(), W = to_acc<A>(w_hh), Wr = proj ? to_acc<A>(*w_hr) : at::Tensor();
+  const at::Tensor stored = w_hh.contiguous();  // the bfloat16 pairs GEMM reads it as it is
   const at::Tensor Wih = fused ? w_ih.contiguous() : at::Tensor();
   const at::Tensor bias_acc = bias.has_value() ? to_acc<A>(*bias) : at::Tensor();
   const A* bv = bias_acc.defined() ? bias_acc.const_data_ptr<A>() : nullptr;
@@ -129,6 +130,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
   FusedInput in;
   if constexpr (std::is_same_v<T, float>)
     if (fused) in = {xw.const_data_ptr<float>(), Wih.const_data_ptr<float>(), w_ih.size(1)};
+  if constexpr (std::is_same_v<T, c10::BFloat16>)  // on the pairs GEMM: two bfloat16s per element
+    if (fused)
+      in = {reinterpret_cast<const float*>(xw.const_data_ptr<T>()),
+            reinterpret_cast<const float*>(Wih.const_data_ptr<T>()), w_ih.size(1) / 2};
   const A* w = W.const_data_ptr<A>();
   T* out = output.data_ptr<T>();
   A* hs = h.data_ptr<A>();
@@ -173,7 +178,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
   if (proj)
     projected_forward_steps<T>(sch, w, Wr.const_data_ptr<A>(), H, P, d.B, out, h0, hs, hus, g, cell, in);
   else
-    forward_steps<T>(sch, w, 4, H, d.B, out, h0, hs, g, 12, cell, in, hsq, ahead);
+    forward_steps<T>(sch, w, 4, H, d.B, out, h0, hs, g, 12, cell, in, hsq, ahead, stored.const_data_ptr<T>());
   if (hsq) hseq.last_into(sch, d.B, hs);
   const auto dt = xw.scalar_type();
   return {output, h.to(dt), c.to(dt), gates.result(), cells.result()};
@@ -351,7 +356,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> lstm_laye
   detail::check_like(kForward, "w_ih", w_ih, x, "x", {4 * d.H, x.size(-1)});
   if (fuse_input_projection(x.scalar_type(), d, x.size(-1), 4)) {
     const at::Tensor bs = contiguous_sizes(batch_sizes);
-    return forward<float>(d, schedule(d, bs, reverse), x, w_hh, w_hr, h0, c0, save, bias, false, w_ih);
+    return dispatch(kForward, "x", x, [&]<typename T>() {
+      return forward<T>(d, schedule(d, bs, reverse), x, w_hh, w_hr, h0, c0, save, bias, false, w_ih);
+    });
   }
   if (x.scalar_type() == at::kFloat && !w_hr.has_value() && runs_beside(d, 4)) {  // xw's rows written just ahead
     const at::Tensor bs = contiguous_sizes(batch_sizes), xc = x.contiguous(), wc = w_ih.contiguous();

@@ -1,5 +1,7 @@
 // The packed-panel GEMM (panels.h), included by pointwise_avx2.cpp and pointwise_avx512.cpp (their
-// target and namespace): a panel row is two ymm or one zmm register.
+// target and namespace): a panel row is two ymm or one zmm register. Madd is the multiply-add of A's
+// broadcast element and a panel row: Fma here, or (panel_gemm_bf16.cpp, AVX512-BF16) vdpbf16ps on
+// 32-bit elements that each hold two bfloat16s of consecutive k.
 #pragma once
 #include <ATen/cpu/vec/vec.h>
 
@@ -12,6 +14,11 @@ namespace fastrnn::cpu::vec::FASTRNN_VEC_NS {
 namespace {
 
 using PV = at::vec::Vectorized<float>;
+
+struct Fma {
+  static PV broadcast(const float* a) { return PV(*a); }
+  static PV madd(const PV& a, const PV& b, const PV& acc) { return at::vec::fmadd(a, b, acc); }
+};
 constexpr int kNV = kPanelWidth / PV::size();  // vectors per panel row
 static_assert(kNV * PV::size() == kPanelWidth);
 // Rows per register tile, and accumulator registers per tile: 12 of the 16 ymm registers, or 24 of the
@@ -22,7 +29,7 @@ constexpr int kMaxRows = kWide ? 8 : 6, kAccumulators = kWide ? 24 : 12;
 // C rows [0, MR) of the NP panels from B's panel p0, over the K + K2 rows of each panel: MR x NP x kNV
 // accumulators held in registers over all of them. With fewer than 8 accumulators (a row or two), even
 // and odd k run separate chains, summed at the end: an FMA's latency is 4 cycles and two issue per cycle.
-template <int MR, int NP>
+template <typename Madd, int MR, int NP>
 __attribute__((always_inline)) inline void tile(const PanelA& A, int64_t m0, const PanelB& B, int64_t p0, float* c,
                                                 int64_t ldc, bool accumulate) {
   const float* b = B.data + p0 * B.stride;
@@ -44,9 +51,9 @@ __attribute__((always_inline)) inline void tile(const PanelA& A, int64_t m0, con
       for (int v = 0; v < kNV; ++v) bv[p * kNV + v] = PV::loadu(bk + p * stride + v * PV::size());
 #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
-      const PV av(ak[r * lda]);
+      const PV av = Madd::broadcast(ak + r * lda);
 #pragma GCC unroll 16
-      for (int q = 0; q < NQ; ++q) sum[r][q] = at::vec::fmadd(av, bv[q], sum[r][q]);
+      for (int q = 0; q < NQ; ++q) sum[r][q] = Madd::madd(av, bv[q], sum[r][q]);
     }
   };
   auto part = [&](const float* ak, int64_t lda, int64_t inc, int64_t K, const float* bk) __attribute__((always_inline)) {
@@ -85,7 +92,7 @@ __attribute__((always_inline)) inline void tile(const PanelA& A, int64_t m0, con
 // Rows [0, M) of the NP panels from B's panel p0, in row tiles of at most kMaxRows rows and
 // as even as can be (32 rows: 6, 6, 5, 5, 5, 5 rather than 6, 6, 6, 6, 6, 2, whose last tile would be
 // latency-bound).
-template <int NP>
+template <typename Madd, int NP>
 inline void panel_rows(int64_t M, const PanelA& a, const PanelB& b, int64_t p0, float* c, int64_t ldc,
                        bool accumulate) {
   const int64_t tiles = (M + kMaxRows - 1) / kMaxRows;
@@ -95,7 +102,7 @@ inline void panel_rows(int64_t M, const PanelA& a, const PanelB& b, int64_t p0, 
     switch (rows) {
 #define FASTRNN_TILE_CASE(R)                                                                            \
   case R:                                                                                               \
-    if constexpr (R <= kMaxRows) tile<R, NP>(a, m0, b, p0, ct, ldc, accumulate); \
+    if constexpr (R <= kMaxRows) tile<Madd, R, NP>(a, m0, b, p0, ct, ldc, accumulate); \
     break;
       FASTRNN_TILE_CASE(1)
       FASTRNN_TILE_CASE(2)
@@ -113,30 +120,31 @@ inline void panel_rows(int64_t M, const PanelA& a, const PanelB& b, int64_t p0, 
 
 // Panels [p0, p1) NP at a time; each group of panels is read from memory once
 // and stays in cache while every row tile uses it.
-template <int NP>
+template <typename Madd, int NP>
 inline void panel_groups(int64_t M, const PanelA& a, const PanelB& b, int64_t p0, int64_t p1, float* c, int64_t ldc,
                          bool accumulate) {
   int64_t p = p0;
-  for (; p + NP <= p1; p += NP) panel_rows<NP>(M, a, b, p, c, ldc, accumulate);
+  for (; p + NP <= p1; p += NP) panel_rows<Madd, NP>(M, a, b, p, c, ldc, accumulate);
   // The rest in smaller groups: one panel at a time would leave a single chain of FMAs per row, and reads a
   // broadcast of a per FMA (two panels left by groups of 3 go together).
   if constexpr (NP > 1)
-    if (p < p1) panel_groups<NP == 3 ? 2 : NP / 2>(M, a, b, p, p1, c, ldc, accumulate);
+    if (p < p1) panel_groups<Madd, NP == 3 ? 2 : NP / 2>(M, a, b, p, p1, c, ldc, accumulate);
 }
 
-}  // namespace
-
+template <typename Madd>
 void panel_gemm(int64_t M, const PanelA& a, const PanelB& b, int64_t p0, int64_t p1, float* c, int64_t ldc,
                 bool accumulate) {
   // Enough independent accumulators to hide the FMA latency: with few rows, several panels share a tile.
   const int64_t tiles = (M + kMaxRows - 1) / kMaxRows;
   const int64_t rows = tiles > 0 ? (M + tiles - 1) / tiles : 0;  // of the largest tile
   const int64_t np = rows > 0 ? kAccumulators / (rows * kNV) : 1;
-  if (np >= 8) panel_groups<8>(M, a, b, p0, p1, c, ldc, accumulate);
-  else if (np >= 4) panel_groups<4>(M, a, b, p0, p1, c, ldc, accumulate);
-  else if (np == 3) panel_groups<3>(M, a, b, p0, p1, c, ldc, accumulate);
-  else if (np == 2) panel_groups<2>(M, a, b, p0, p1, c, ldc, accumulate);
-  else panel_groups<1>(M, a, b, p0, p1, c, ldc, accumulate);
+  if (np >= 8) panel_groups<Madd, 8>(M, a, b, p0, p1, c, ldc, accumulate);
+  else if (np >= 4) panel_groups<Madd, 4>(M, a, b, p0, p1, c, ldc, accumulate);
+  else if (np == 3) panel_groups<Madd, 3>(M, a, b, p0, p1, c, ldc, accumulate);
+  else if (np == 2) panel_groups<Madd, 2>(M, a, b, p0, p1, c, ldc, accumulate);
+  else panel_groups<Madd, 1>(M, a, b, p0, p1, c, ldc, accumulate);
 }
+
+}  // namespace
 
 }  // namespace fastrnn::cpu::vec::FASTRNN_VEC_NS

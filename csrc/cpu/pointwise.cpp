@@ -23,4 +23,15 @@ const KernelSet* kernels() {
   return chosen;
 }
 
+PanelGemmFn bf16_panel_gemm() {
+  static const PanelGemmFn chosen = []() -> PanelGemmFn {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (kernels() != nullptr && kernels() == avx512_kernels() && __builtin_cpu_supports("avx512bf16"))
+      return avx512_bf16_panel_gemm();
+#endif
+    return nullptr;
+  }();
+  return chosen;
+}
+
 }  // namespace fastrnn::cpu::vec

@@ -52,9 +52,15 @@ struct KernelSet {
 // The kernel sets of each build; null where the compiler or architecture has no such build.
 const KernelSet* avx2_kernels();
 const KernelSet* avx512_kernels();
+// The panel GEMM on bfloat16 pairs (panels.h: PanelA and PanelB's 32-bit elements each hold two bfloat16s of
+// consecutive k) built for AVX512-BF16, null where the compiler or architecture has no such build.
+PanelGemmFn avx512_bf16_panel_gemm();
 
 // The widest set this CPU runs, or null: then the scalar loops run. FASTRNN_CPU_VEC=0 turns them off,
 // FASTRNN_CPU_VEC=avx2 stops at AVX2 (so tests run every build on one machine).
 const KernelSet* kernels();
+
+// avx512_bf16_panel_gemm where kernels() is the AVX-512 set and the CPU has AVX512-BF16, else null.
+PanelGemmFn bf16_panel_gemm();
 
 }  // namespace fastrnn::cpu::vec

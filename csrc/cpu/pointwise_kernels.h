@@ -6,6 +6,7 @@
 #include <ATen/cpu/vec/vec.h>
 
 #include <cstdint>
+#include <cstring>
 #include <functional>
 
 #include "cpu/pointwise.h"
@@ -21,18 +22,50 @@ inline void store(const V& v, float* p, int64_t k, int64_t n) {
   if (n >= W) v.store(p + k);
   else v.store(p + k, n);
 }
-// bfloat16 storage: widened to float on load, rounded to nearest even on store (loops the compiler vectorizes).
+// bfloat16 storage: widened to float on load (the bits shifted up), rounded to nearest even on store, NaN
+// to c10::BFloat16's 0x7FC0. Written with intrinsics: the scalar loops the compiler vectorized had made
+// the bfloat16 LSTM cell 3.8x the float32 one (I=H=256, B=64, T=100 forward: 7.2 against 1.9 ms).
 inline V load(const c10::BFloat16* p, int64_t k, int64_t n) {
-  float f[W];
-  const int64_t m = n < W ? n : W;
-  for (int64_t i = 0; i < m; ++i) f[i] = static_cast<float>(p[k + i]);
-  return V::loadu(f, m);
+#if defined(CPU_CAPABILITY_AVX512)
+  const __mmask16 mask = n >= W ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1);
+  const __m256i bits = _mm256_maskz_loadu_epi16(mask, p + k);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
+#else
+  __m128i bits;
+  if (n >= W) {
+    bits = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + k));
+  } else {
+    alignas(16) uint16_t part[W] = {};
+    std::memcpy(part, p + k, n * sizeof(uint16_t));
+    bits = _mm_load_si128(reinterpret_cast<const __m128i*>(part));
+  }
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16));
+#endif
 }
 inline void store(const V& v, c10::BFloat16* p, int64_t k, int64_t n) {
-  float f[W];
-  v.store(f);
-  const int64_t m = n < W ? n : W;
-  for (int64_t i = 0; i < m; ++i) p[k + i] = c10::BFloat16(f[i]);
+#if defined(CPU_CAPABILITY_AVX512)
+  const __m512i x = _mm512_castps_si512(v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(x, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF))), 16);
+  r = _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), _mm512_set1_epi32(0x7FC0), r);
+  const __mmask16 mask = n >= W ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1);
+  _mm256_mask_storeu_epi16(p + k, mask, _mm512_cvtepi32_epi16(r));
+#else
+  const __m256i x = _mm256_castps_si256(v);
+  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(1));
+  __m256i r = _mm256_srli_epi32(_mm256_add_epi32(x, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7FFF))), 16);
+  const __m256 ordered = _mm256_cmp_ps(v, v, _CMP_ORD_Q);
+  r = _mm256_blendv_epi8(_mm256_set1_epi32(0x7FC0), r, _mm256_castps_si256(ordered));
+  // Pack the eight 32-bit lanes to 16 bits: packus works within 128-bit halves, the permute joins them.
+  const __m128i packed = _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0x08));
+  if (n >= W) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p + k), packed);
+  } else {
+    alignas(16) uint16_t part[W];
+    _mm_store_si128(reinterpret_cast<__m128i*>(part), packed);
+    std::memcpy(p + k, part, n * sizeof(uint16_t));
+  }
+#endif
 }
 // 1 / d: the hardware's reciprocal estimate refined by one Newton step (a few ULP; a division has a
 // fraction of its throughput, and sigmoid and tanh each need one). d must be finite.
@@ -312,5 +345,5 @@ inline void rows_gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t l
     }
 }
 
-inline constexpr KernelSet table = {typed<float>, typed<c10::BFloat16>, panel_gemm, transpose, rows_gemm};
+inline constexpr KernelSet table = {typed<float>, typed<c10::BFloat16>, panel_gemm<Fma>, transpose, rows_gemm};
 }  // namespace fastrnn::cpu::vec::FASTRNN_VEC_NS

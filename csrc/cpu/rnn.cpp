@@ -12,7 +12,7 @@ std::tuple<at::Tensor, at::Tensor> forward(const Dims& d, const Schedule& sch, c
                                            const at::Tensor& w_hh, const at::Tensor& h0) {
   using A = acc_t<T>;
   const int64_t H = d.H;
-  const at::Tensor xw = xw_.contiguous(), W = to_acc<A>(w_hh);
+  const at::Tensor xw = xw_.contiguous(), W = to_acc<A>(w_hh), stored = w_hh.contiguous();
   at::Tensor output = empty_seq(d.seq(H), xw.options());
   at::Tensor h = acc_copy<A>(h0);
   at::Tensor gh = at::empty({d.B, H}, acc_options<A>());
@@ -41,7 +41,7 @@ std::tuple<at::Tensor, at::Tensor> forward(const Dims& d, const Schedule& sch, c
       hs[b * H + j] = v;
     }
   };
-  forward_steps<T>(sch, w, 1, H, d.B, out, h0, hs, g, 4, cell, {}, hsq);
+  forward_steps<T>(sch, w, 1, H, d.B, out, h0, hs, g, 4, cell, {}, hsq, nullptr, stored.const_data_ptr<T>());
   if (hsq) hseq.last_into(sch, d.B, hs);
   return {output, h.to(xw.scalar_type())};
 }
