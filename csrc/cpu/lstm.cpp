@@ -152,8 +152,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
     T* cout = cells.row(r, b);
     if constexpr (kVectorized<T>) {
       if (vk) {
-        vk->lstm_forward(xr, gr, bv, H, j0, j1 - j0, csa + b * H, gout, cout, proj ? nullptr : out + r * H,
-                          proj ? hus + b * H : hsq ? hsq + r * H : hs + b * H);
+        vk->lstm_forward(xr, gr, bv, H, j0, j1 - j0, csa + b * H, save ? gout : nullptr, save ? cout : nullptr,
+                         proj ? nullptr : out + r * H, proj ? hus + b * H : hsq ? hsq + r * H : hs + b * H);
         return;
       }
     }

@@ -20,8 +20,9 @@ struct Kernels {
   void (*rnn_forward)(bool relu, const T* x, const float* g, T* out, float* h, int64_t n);
   // dpre = act'(h) * (dh + gout).
   void (*rnn_backward)(bool relu, const T* h, const float* dh, const T* gout, float* dpre, int64_t n);
-  // x, g: 4H rows (x null: g holds x's part too); b: the 4H bias or null; c: c_{t-1} in, c_t out; writes gates (4H row, may be x:
-  // each chunk of units reads its four gates before it writes them), cells, out (may be null) and h.
+  // x, g: 4H rows (x null: g holds x's part too); b: the 4H bias or null; c: c_{t-1} in, c_t out; writes gates
+  // (4H row, may be x: each chunk of units reads its four gates before it writes them), cells, out and h (the
+  // first three where not null: a forward that saves nothing skips them).
   void (*lstm_forward)(const T* x, const float* g, const float* b, int64_t H, int64_t j0, int64_t n, float* c,
                        T* gates, T* cells, T* out, float* h);
   // dh (+ gout, the output's gradient, where not null): gradient of the unprojected h_t; dc: in dc_t, out

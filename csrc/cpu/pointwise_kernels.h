@@ -173,11 +173,13 @@ void lstm_forward_pass(const T* x, const float* g, const float* b, int64_t H, in
     const V o = sigmoid(pre(3 * H + j));
     const V cc = f * load(c, j, m) + i * gg;
     const V hh = o * tanh(cc);
-    store(i, gates, j, m);
-    store(f, gates, H + j, m);
-    store(gg, gates, 2 * H + j, m);
-    store(o, gates, 3 * H + j, m);
-    store(cc, cells, j, m);
+    if (gates) {
+      store(i, gates, j, m);
+      store(f, gates, H + j, m);
+      store(gg, gates, 2 * H + j, m);
+      store(o, gates, 3 * H + j, m);
+    }
+    if (cells) store(cc, cells, j, m);
     store(cc, c, j, m);
     if (out) store(hh, out, j, m);
     store(hh, h, j, m);
