@@ -280,11 +280,11 @@ inline vec::PanelGemmFn panel_gemm_kernel(int64_t max_rows) {
 // rows, where panel_gemm_kernel runs and the CPU has AVX512-BF16, or null. Its products read h_{t-1} as the
 // output's bfloat16 rows, as torch's bfloat16 reference does (the float path reads h_t kept in float,
 // FloatSteps), and W_hh as it is: two bfloat16s of K (even: an odd one would leave half a pair) per 32-bit
-// element, so a step reads half the bytes and issues half the multiply-adds of float32 (on Zen 4, whose
-// vdpbf16ps adds no more products per cycle than FMA, the bytes are the gain). Forward, I=H=256, B=64,
-// T=100, 2 cores of an AMD EPYC Zen 4, float path -> pairs (torch.nn in the same run): LSTM 54.0 -> 36.9 ms
-// (35.0), GRU 46.3 -> 31.9 (40.6), RNN 14.4 -> 10.5 (16.6). FASTRNN_CPU_BF16_DOT=0 (read at every call) turns
-// it off, to compare the two.
+// element, so a step reads half the bytes and issues half the multiply-adds of float32. Forward, I=H=256,
+// B=64, T=100, 2 threads on 2 cores of an AMD EPYC Zen 4, float path -> pairs (torch.nn in the same run):
+// LSTM 31.4 -> 23.9 ms unfused, 21.6 with its input projection fused (20.8), GRU 43.3 -> 19.6 (32.3; its
+// float path ran on MKL), RNN 8.7 -> 7.0 (14.6). FASTRNN_CPU_BF16_DOT=0 (read at every call) turns it off, to
+// compare the two.
 inline vec::PanelGemmFn bf16_step_gemm(int64_t max_rows, int64_t K) {
   const char* env = std::getenv("FASTRNN_CPU_BF16_DOT");
   if (K % 2 != 0 || (env && std::strcmp(env, "0") == 0) || panel_gemm_kernel(max_rows) == nullptr) return nullptr;
@@ -609,8 +609,8 @@ inline void gemm_prev_h(const PanelWeights& w, vec::PanelGemmFn fn, const Step& 
 // FASTRNN_CPU_FUSE_INPUT=1 or =0 overrides the choice where the panel GEMM runs (read at every call, so
 // tests and timings can compare both).
 // bfloat16 fuses on the bfloat16 pairs GEMM only (bf16_step_gemm, I even, no projection), with the same
-// rule for its half as many bytes (I=H=256, B=64, T=100 forward, 2 cores of an AMD EPYC Zen 4, unfused ->
-// fused: 38.9 -> 36.6 ms, torch.nn 35.0 in the same run), and xw is not rounded to bfloat16.
+// rule for its half as many bytes (I=H=256, B=64, T=100 forward, 2 threads on 2 cores of an AMD EPYC Zen 4,
+// unfused -> fused: 23.9 -> 21.6 ms, torch.nn 20.8 in the same run), and xw is not rounded to bfloat16.
 inline bool fuse_input_projection(at::ScalarType dtype, const Dims& d, int64_t I, int64_t gates) {
   const bool pairs = dtype == at::kBFloat16 && d.P == d.H && I % 2 == 0 && bf16_step_gemm(d.B, d.H) != nullptr;
   if (!pairs && (dtype != at::kFloat || vec_kernels<float>() == nullptr || panel_gemm_kernel(d.B) == nullptr))
