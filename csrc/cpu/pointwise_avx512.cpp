@@ -3,18 +3,7 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #pragma GCC target("avx,avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl")
-#define __AVX__ 1
-#define __AVX2__ 1
-#define __FMA__ 1
-#define __F16C__ 1
-#define __AVX512F__ 1
-#define __AVX512BW__ 1
-#define __AVX512DQ__ 1
-#define __AVX512VL__ 1
-#define CPU_CAPABILITY AVX512
-#define CPU_CAPABILITY_AVX512
-// GCC's own AVX-512 intrinsics trip a false maybe-uninitialized warning here.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include "cpu/avx512_build.h"
 #define FASTRNN_VEC_NS avx512
 #include "cpu/panel_gemm_kernels.h"
 #include "cpu/pointwise_kernels.h"
