@@ -20,6 +20,7 @@
 #include "cpu/lstm.h"
 #include "cpu/matmul.h"
 #include "reference_grads.h"
+#include "small_tensors.h"
 
 namespace fastrnn {
 namespace {
@@ -50,6 +51,26 @@ Tensors tensors(const at::Tensor& x, const at::Tensor& w_ih, const at::Tensor& w
           batch_sizes.value_or(none)};
 }
 
+// b_ih + b_hh over their first n entries, b_ih's beyond (GRU's b_hn stays out). Of float32 CPU biases, a loop
+// into a fresh tensor: at::add's dispatch took 3.5-4.5 us of a small layer's forward (LSTM, T=2, B=1, H=64).
+at::Tensor bias_sum(const at::Tensor& b_ih, const at::Tensor& b_hh, int64_t n) {
+  auto plain = [&](const at::Tensor& t) {
+    return t.is_cpu() && t.scalar_type() == at::kFloat && t.dim() == 1 && t.numel() == b_ih.numel() &&
+           t.is_contiguous();
+  };
+  if (!plain(b_ih) || !plain(b_hh) || n > b_ih.numel()) {
+    if (n == b_ih.numel()) return at::add(b_ih, b_hh);
+    at::Tensor b = b_ih.clone();
+    b.narrow(0, 0, n).add_(b_hh.narrow(0, 0, n));
+    return b;
+  }
+  at::Tensor b = at::detail::empty_cpu(b_ih.sizes(), at::kFloat);
+  const float *x = b_ih.const_data_ptr<float>(), *y = b_hh.const_data_ptr<float>();
+  float* sum = b.data_ptr<float>();
+  for (int64_t j = 0; j < b_ih.numel(); ++j) sum[j] = j < n ? x[j] + y[j] : x[j];
+  return b;
+}
+
 // (output, h_n[, c_n]) and the activations the recurrence saved for backward (none with save=false).
 std::pair<variable_list, variable_list> run_forward(Cell cell, const Tensors& in, bool reverse, bool save) {
   const at::Tensor &x = in[kX], &w_ih = in[kWih], &w_hh = in[kWhh], &b_ih = in[kBih], &b_hh = in[kBhh];
@@ -60,13 +81,8 @@ std::pair<variable_list, variable_list> run_forward(Cell cell, const Tensors& in
   // The bias added in the projection; GRU's b_hn stays out (it sits inside r * (W_hn h + b_hn)).
   at::Tensor b, b_hn;
   if (b_ih.defined()) {
-    if (cell == kGru) {
-      b = b_ih.clone();
-      b.narrow(0, 0, 2 * H).add_(b_hh.narrow(0, 0, 2 * H));
-      b_hn = b_hh.narrow(0, 2 * H, H);
-    } else {
-      b = at::add(b_ih, b_hh);
-    }
+    b = bias_sum(b_ih, b_hh, cell == kGru ? 2 * H : G);
+    if (cell == kGru) b_hn = b_hh.narrow(0, 2 * H, H);
   }
   std::vector<int64_t> xw_sizes = x.sizes().vec();
   xw_sizes.back() = G;
@@ -156,6 +172,7 @@ class LayerFunction : public torch::autograd::Function<LayerFunction> {
     saved.push_back(outputs[0]);
     saved.insert(saved.end(), activations.begin(), activations.end());
     ctx->save_for_backward(saved);
+    ctx->set_materialize_grads(false);  // backward makes its own zeros
     ctx->saved_data["cell"] = cell;
     ctx->saved_data["reverse"] = reverse;
     return outputs;
@@ -172,6 +189,11 @@ class LayerFunction : public torch::autograd::Function<LayerFunction> {
     std::array<bool, kInputs> need{};
     for (size_t i = 0, edge = 0; i < kInputs; ++i)
       if (in[i].defined()) need[i] = ctx->needs_input_grad(edge++);
+    // An output the loss does not use (h_n, c_n) has an undefined gradient: zeros of its shape, without the
+    // engine's dispatched at::zeros.
+    const std::array<const at::Tensor*, 3> like{&saved[kInputs], &in[kH0], &in[kC0]};
+    for (size_t i = 0; i < grads.size(); ++i)
+      if (!grads[i].defined()) grads[i] = zeros_as(like[i]->sizes(), *like[i]);
     variable_list result(kInputs + 2);
     auto set = [&](Input i, const at::Tensor& g) {
       if (need[i]) result[1 + i] = g;
@@ -185,19 +207,19 @@ class LayerFunction : public torch::autograd::Function<LayerFunction> {
     const variable_list activations(saved.begin() + kInputs + 1, saved.end());
     const auto [d_xw, d_w_hh, d_w_hr, d_b_hn, d_h0, d_c0, d_bias, d_x, d_w_ih] =
         recurrence_backward(cell, in, reverse, saved[kInputs], activations, grads, need[kX], need[kWih]);
-    const at::Tensor d_rows = rows(d_xw);
-    if (need[kX]) set(kX, d_x.defined() ? d_x : cpu::matmul(d_rows, in[kWih]).view(in[kX].sizes()));
-    if (need[kWih]) set(kWih, d_w_ih.defined() ? d_w_ih : cpu::matmul(d_rows.t(), rows(in[kX])));
+    auto d_rows = [&] { return rows(d_xw); };
+    if (need[kX]) set(kX, d_x.defined() ? d_x : cpu::matmul(d_rows(), in[kWih]).view(in[kX].sizes()));
+    if (need[kWih]) set(kWih, d_w_ih.defined() ? d_w_ih : cpu::matmul(d_rows().t(), rows(in[kX])));
     set(kWhh, d_w_hh);
     set(kWhr, d_w_hr);
     set(kH0, d_h0);
     set(kC0, d_c0);
     if (need[kBih] || need[kBhh]) {
-      const at::Tensor d_b_ih = d_bias.defined() ? d_bias : d_rows.sum(0);
+      const at::Tensor d_b_ih = d_bias.defined() ? d_bias : d_rows().sum(0);
       set(kBih, d_b_ih);
       // Its own tensor, as torch.nn gives each bias.
       set(kBhh, cell == kGru ? at::cat({d_b_ih.narrow(0, 0, d_b_ih.size(0) - d_b_hn.size(0)), d_b_hn})
-                             : d_b_ih.clone());
+                             : copy_of(d_b_ih));
     }
     return result;
   }

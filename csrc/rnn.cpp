@@ -12,7 +12,6 @@
 #include <ATen/ops/cat.h>
 #include <ATen/ops/dropout.h>
 #include <ATen/ops/stack.h>
-#include <ATen/ops/zeros.h>
 #include <c10/core/ScalarType.h>
 #include <torch/library.h>
 
@@ -23,6 +22,7 @@
 
 #include "cell_kinds.h"
 #include "cpu/step.h"
+#include "small_tensors.h"
 #include "step_node.h"
 
 namespace fastrnn {
@@ -160,7 +160,7 @@ Layers run_layers(c10::string_view mode_name, const at::Tensor& input, at::Tenso
   const int64_t sizes[2] = {out_size, hidden};
   std::vector<at::Tensor> h(states);
   if (hx.empty()) {
-    for (size_t i = 0; i < states; ++i) h[i] = at::zeros({count, batch, sizes[i]}, x.options());
+    for (size_t i = 0; i < states; ++i) h[i] = zeros_as({count, batch, sizes[i]}, x);
   } else {
     TORCH_CHECK(hx.size() == states, lstm ? "hx must be a tuple of 2 tensors (h_0, c_0)" : "hx must be [h_0]", ", got ",
                 hx.size());

@@ -162,7 +162,7 @@ def _state_list(mode: str, hx) -> list[Tensor] | None:
 def _runs_in_cpp(input, backend) -> bool:
     """Whether fastrnn::rnn (csrc/rnn.cpp) runs the whole call: input (a tensor, or a PackedSequence's data)
     with something to compute, eager, without autocast, on the cpu backend."""
-    return (isinstance(input, Tensor) and input.device.type == "cpu" and input.numel() != 0
+    return (isinstance(input, Tensor) and input.is_cpu and input.numel() != 0
             and not torch.compiler.is_compiling() and not torch.is_autocast_enabled("cpu")
             and select(input, backend) is Backend.CPU)
 

@@ -235,3 +235,33 @@ def test_inference_mode(cell, kind, backend):
         for name, a, b in zip(("output", "h_n", "c_n"), got, expected):
             assert not a.requires_grad, name
             torch.testing.assert_close(a, b, msg=lambda m: f"{context.__name__} {name}: {m}")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cell", CELLS)
+def test_loss_on_one_output(cell, backend):
+    """A loss on the output alone or on one final state alone: the other outputs' gradients reach the layers
+    undefined (the cpu layer node does not have them zero-filled), and each layer stands in zeros for them."""
+    ref, fast = twins(cell, backend=backend, num_layers=2, bidirectional=True)
+    build, leaves = make_input("packed_unsorted", ref)
+    ref_out, fast_out = flatten(ref(*build())), flatten(fast(*build()))
+    for name, a, b in zip(("output", "h_n", "c_n"), fast_out, ref_out):
+        want = torch.autograd.grad(b.sum(), leaves + list(ref.parameters()), retain_graph=True)
+        got = torch.autograd.grad(a.sum(), leaves + list(fast.parameters()), retain_graph=True)
+        for x, y in zip(got, want):
+            torch.testing.assert_close(x, y, msg=lambda m: f"loss on {name}: {m}")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("T", [1, 2])
+def test_relu_keeps_nan(T, backend):
+    """A NaN pre-activation stays NaN through ReLU, as in torch.relu (max(x, 0) can give 0 on a GPU). One
+    unit's NaN bias: that unit at the first step, every unit from the second (W_hh spreads it)."""
+    ref, fast = twins("rnn_relu", backend=backend)
+    with torch.no_grad():
+        for m in (ref, fast):
+            m.bias_ih_l0[1] = float("nan")
+    x = torch.randn(T, 3, 4, generator=torch.Generator().manual_seed(0))
+    got, want = fast(x)[0], ref(x)[0]
+    assert torch.isnan(want[0, :, 1]).all() and not torch.isnan(want[0, :, [0, 2, 3, 4]]).any()
+    torch.testing.assert_close(got, want, equal_nan=True)

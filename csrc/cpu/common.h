@@ -66,9 +66,11 @@ at::TensorOptions acc_options() {
   return at::TensorOptions().dtype(c10::CppTypeToScalarType<A>::value);
 }
 
-// t converted to the accumulation type A and made contiguous (a no-op for float/double inputs).
+// t converted to the accumulation type A and made contiguous (t itself for contiguous float/double inputs,
+// without to()'s dispatch).
 template <typename A>
 at::Tensor to_acc(const at::Tensor& t) {
+  if (t.scalar_type() == c10::CppTypeToScalarType<A>::value && t.is_contiguous()) return t;
   return t.to(c10::CppTypeToScalarType<A>::value).contiguous();
 }
 
@@ -104,10 +106,18 @@ class SavedRows {
   bool save_;
 };
 
-// A fresh A-typed copy of t (the running state and its gradient).
+// t in dtype dt: t itself where it has it (to() dispatches even then, ~0.5 us a call).
+inline at::Tensor to_dtype(const at::Tensor& t, at::ScalarType dt) { return t.scalar_type() == dt ? t : t.to(dt); }
+
+// A fresh A-typed copy of t (the running state and its gradient). Of a contiguous A-typed t, a memcpy into
+// a tensor from the CPU allocator: at::empty and copy_ dispatch, and copy_ sets up a TensorIterator.
 template <typename A>
 at::Tensor acc_copy(const at::Tensor& t) {
-  return at::empty(t.sizes(), acc_options<A>()).copy_(t);
+  constexpr at::ScalarType kA = c10::CppTypeToScalarType<A>::value;
+  if (t.scalar_type() != kA || !t.is_contiguous()) return at::empty(t.sizes(), acc_options<A>()).copy_(t);
+  at::Tensor out = at::detail::empty_cpu(t.sizes(), kA);
+  std::copy_n(t.const_data_ptr<A>(), t.numel(), out.data_ptr<A>());
+  return out;
 }
 
 // The float32 GEMM through oneDNN (dnnl.cpp), same contract as gemm; false if torch has no oneDNN

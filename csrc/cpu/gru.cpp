@@ -52,7 +52,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward(const Dims& d, const Sche
     }
   };
   forward_steps<T>(sch, w, 3, H, d.B, out, h0, hs, g, 8, cell, {}, nullptr, nullptr, stored.const_data_ptr<T>());
-  return {output, h.to(xw.scalar_type()), workspace.result()};
+  return {output, to_dtype(h, xw.scalar_type()), workspace.result()};
 }
 
 template <typename T>
@@ -109,7 +109,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
   gemm<A>(true, false, G, H, d.N, dg, G, hp, H, A(0), dW.data_ptr<A>(), H);
   const auto dt = gout.scalar_type();
   at::Tensor db = has_b_hn ? dgh.narrow(1, 2 * H, H).sum(0).to(dt) : at::zeros({H}, gout.options());
-  return {grad_xw, dW.to(dt), db, dh.to(dt)};
+  return {grad_xw, to_dtype(dW, dt), db, to_dtype(dh, dt)};
 }
 
 constexpr const char* kForward = "fastrnn::gru_forward";

@@ -181,7 +181,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
     forward_steps<T>(sch, w, 4, H, d.B, out, h0, hs, g, 12, cell, in, hsq, ahead, stored.const_data_ptr<T>());
   if (hsq) hseq.last_into(sch, d.B, hs);
   const auto dt = xw.scalar_type();
-  return {output, h.to(dt), c.to(dt), gates.result(), cells.result()};
+  return {output, to_dtype(h, dt), to_dtype(c, dt), gates.result(), cells.result()};
 }
 
 // bias_grad: also the sum of grad_xw's rows, added up as the cells write them (float32 on the panel GEMM: in
@@ -309,7 +309,7 @@ LstmGrads backward(const Dims& d, const Schedule& sch, const at::Tensor& grad_ou
   }
   if (!std::is_same_v<T, A>) grad_xw.copy_(dgates.view(grad_xw.sizes()));
   const auto dt = gout.scalar_type();
-  return {grad_xw, dW.to(dt), dWr.to(dt), dh.to(dt), dc.to(dt), dbias, dx, dw_ih};
+  return {grad_xw, to_dtype(dW, dt), to_dtype(dWr, dt), to_dtype(dh, dt), to_dtype(dc, dt), dbias, dx, dw_ih};
 }
 
 constexpr const char* kForward = "fastrnn::lstm_forward";

@@ -43,7 +43,7 @@ std::tuple<at::Tensor, at::Tensor> forward(const Dims& d, const Schedule& sch, c
   };
   forward_steps<T>(sch, w, 1, H, d.B, out, h0, hs, g, 4, cell, {}, hsq, nullptr, stored.const_data_ptr<T>());
   if (hsq) hseq.last_into(sch, d.B, hs);
-  return {output, h.to(xw.scalar_type())};
+  return {output, to_dtype(h, xw.scalar_type())};
 }
 
 template <typename Cell, typename T>
@@ -84,7 +84,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(const Dims& d, const Sch
   gemm<A>(true, false, H, H, d.N, dp, H, h_prev.const_data_ptr<A>(), H, A(0), dW.data_ptr<A>(), H);
   if (!std::is_same_v<T, A>) grad_xw.copy_(dpre.view(grad_xw.sizes()));
   const auto dt = gout.scalar_type();
-  return {grad_xw, dW.to(dt), dh.to(dt)};
+  return {grad_xw, to_dtype(dW, dt), to_dtype(dh, dt)};
 }
 
 template <typename Cell>

@@ -37,7 +37,7 @@ def act_forward(pre, ACT: tl.constexpr):
     if ACT == 0:
         return tanh(pre)
     else:
-        return tl.maximum(pre, 0.0)
+        return tl.where(pre <= 0.0, 0.0, pre)  # NaN stays NaN, as in torch.relu (tl.maximum may return 0)
 
 
 @triton.jit
