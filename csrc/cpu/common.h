@@ -335,7 +335,12 @@ class PanelWeights {
     if (in_place_) return;
     // Weights of 1 MB and more, packed afresh at every call, page-faulted on every call from the heap (LSTM
     // B=1, H=256, T=2 forward and backward: a third of its time in the kernel's page faults).
-    data_ = empty_seq({panels * (I_ + K) * PW}, acc_options<float>());
+    // Panels a multiple of 4 KB apart (I + K a multiple of 64) put the rows that a tile reads together (up to 8
+    // panels' k-th rows) in one set of the L1 cache; a row's padding moves each panel to the next set. Forward,
+    // T=200, B=1, I=H=64, 2 Zen 4 cores, alternated in one process: LSTM 251 -> 237 us, GRU 208 -> 201 us;
+    // no change at B=4 to 64 or at H=128 and 256.
+    stride_ = (I_ + K) * PW + ((I_ + K) % 64 == 0 ? PW : 0);
+    data_ = empty_seq({panels * stride_}, acc_options<float>());
     if (deferred) return;
     // Small weights are packed on the calling thread: forking a team costs more than the copy.
     at::parallel_for(0, blocks_, std::max<int64_t>(1, 32768 / std::max<int64_t>(gates * (I_ + K) * PW, 1)),
@@ -351,7 +356,7 @@ class PanelWeights {
     // Panels exist only where panel_gemm_kernel gave a kernel, so this CPU has a kernel set.
     const vec::TransposeFn transpose = vec::kernels()->transpose;
     for (int64_t p = b0 * gates_; p < b1 * gates_; ++p) {
-      float* panel = dst + p * rows * PW;
+      float* panel = dst + p * stride_;
       const int64_t width = widths_[p];
       if (width < PW) std::fill(panel, panel + rows * PW, 0.f);
       // Column n of the panel's first I rows is row cols[p] + n of w_ih.
@@ -384,7 +389,7 @@ class PanelWeights {
            bool accumulate) const {
     constexpr int64_t PW = vec::kPanelWidth;
     const vec::PanelB b = in_place_ ? vec::PanelB{w_, PW, ldw_, cols_.data(), widths_.data()}
-                                    : vec::PanelB{data_.const_data_ptr<float>(), (I_ + K_) * PW, PW, cols_.data(),
+                                    : vec::PanelB{data_.const_data_ptr<float>(), stride_, PW, cols_.data(),
                                                   widths_.data()};
     if (M > 0 && b1 > b0) fn(M, a, b, b0 * gates_, b1 * gates_, c, ldc, accumulate);
   }
@@ -393,6 +398,7 @@ class PanelWeights {
   int64_t ldw_;
   bool trans_;
   int64_t I_, K_, gates_, blocks_;
+  int64_t stride_ = 0;  // floats from one packed panel to the next
   bool in_place_;
   at::Tensor data_;
   std::vector<int64_t> cols_;
