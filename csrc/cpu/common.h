@@ -301,6 +301,16 @@ inline vec::PanelGemmFn bf16_step_gemm(int64_t max_rows, int64_t K) {
   return vec::bf16_panel_gemm();
 }
 
+// W_hh for the forward loops that read it in A (forward_steps' w), or undefined where a bfloat16 forward of
+// B rows runs on the pairs GEMM, which reads w_hh as it is: converting it would be 4H x H elements a call
+// that nothing reads.
+template <typename A, typename T>
+at::Tensor forward_w_hh(const at::Tensor& w_hh, int64_t B, int64_t H) {
+  if constexpr (std::is_same_v<T, c10::BFloat16>)
+    if (bf16_step_gemm(B, H) != nullptr) return at::Tensor();
+  return to_acc<A>(w_hh);
+}
+
 // A recurrent weight packed once per call for the panel GEMM: B = op(w) is [K, gates * H] (w^T when
 // trans; w row-major with leading dimension ldw), its columns grouped by blocks of kPanelWidth hidden
 // units, each block holding its units' columns of every gate (gate k of unit j is column k * H + j).
@@ -715,6 +725,7 @@ void forward_steps(const Schedule& sch, const A* w, int64_t gates, int64_t H, in
     }
     if (panel == nullptr) {
       TORCH_INTERNAL_ASSERT((std::is_same_v<T, float> || in.x == nullptr), "bfloat16 x runs on the pairs GEMM only");
+      TORCH_INTERNAL_ASSERT(w != nullptr, "W_hh in float for the float loops (forward_w_hh)");
       if constexpr (std::is_same_v<T, float>) seq = out;
       else seq = hseq;
       panel = seq ? panel_gemm_kernel(B) : nullptr;

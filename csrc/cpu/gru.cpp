@@ -13,14 +13,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward(const Dims& d, const Sche
                                                        const at::Tensor& h0, bool save) {
   using A = acc_t<T>;
   const int64_t H = d.H, G = 3 * H;
-  const at::Tensor xw = xw_.contiguous(), W = to_acc<A>(w_hh), stored = w_hh.contiguous();
+  const at::Tensor xw = xw_.contiguous(), W = forward_w_hh<A, T>(w_hh, d.B, H), stored = w_hh.contiguous();
   const at::Tensor bias = b_hn.has_value() ? to_acc<A>(*b_hn) : at::Tensor();
   at::Tensor output = empty_seq(d.seq(H), xw.options());
   const SavedRows<T> workspace(d, 4 * H, save, xw.options());
   at::Tensor h = acc_copy<A>(h0);
   at::Tensor gh = at::empty({d.B, G}, acc_options<A>());
   const T* x = xw.const_data_ptr<T>();
-  const A* w = W.const_data_ptr<A>();
+  const A* w = W.defined() ? W.const_data_ptr<A>() : nullptr;
   const A* bn = bias.defined() ? bias.const_data_ptr<A>() : nullptr;
   T* out = output.data_ptr<T>();
   A* hs = h.data_ptr<A>();

@@ -115,7 +115,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
   const int64_t H = d.H, P = d.P, G = 4 * H;
   const bool proj = w_hr.has_value(), fused = w_ih.defined();
   TORCH_INTERNAL_ASSERT(!(fused && gates_in_xw) && !(ahead && (proj || fused)));
-  const at::Tensor xw = xw_.contiguous(), W = to_acc<A>(w_hh), Wr = proj ? to_acc<A>(*w_hr) : at::Tensor();
+  const at::Tensor xw = xw_.contiguous(), W = proj ? to_acc<A>(w_hh) : forward_w_hh<A, T>(w_hh, d.B, H);
+  const at::Tensor Wr = proj ? to_acc<A>(*w_hr) : at::Tensor();
   const at::Tensor stored = w_hh.contiguous();  // the bfloat16 pairs GEMM reads it as it is
   const at::Tensor Wih = fused ? w_ih.contiguous() : at::Tensor();
   const at::Tensor bias_acc = bias.has_value() ? to_acc<A>(*bias) : at::Tensor();
@@ -134,7 +135,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
     if (fused)
       in = {reinterpret_cast<const float*>(xw.const_data_ptr<T>()),
             reinterpret_cast<const float*>(Wih.const_data_ptr<T>()), w_ih.size(1) / 2};
-  const A* w = W.const_data_ptr<A>();
+  const A* w = W.defined() ? W.const_data_ptr<A>() : nullptr;
   T* out = output.data_ptr<T>();
   A* hs = h.data_ptr<A>();
   A* csa = c.data_ptr<A>();

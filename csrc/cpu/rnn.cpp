@@ -12,12 +12,12 @@ std::tuple<at::Tensor, at::Tensor> forward(const Dims& d, const Schedule& sch, c
                                            const at::Tensor& w_hh, const at::Tensor& h0) {
   using A = acc_t<T>;
   const int64_t H = d.H;
-  const at::Tensor xw = xw_.contiguous(), W = to_acc<A>(w_hh), stored = w_hh.contiguous();
+  const at::Tensor xw = xw_.contiguous(), W = forward_w_hh<A, T>(w_hh, d.B, H), stored = w_hh.contiguous();
   at::Tensor output = empty_seq(d.seq(H), xw.options());
   at::Tensor h = acc_copy<A>(h0);
   at::Tensor gh = at::empty({d.B, H}, acc_options<A>());
   const T* x = xw.const_data_ptr<T>();
-  const A* w = W.const_data_ptr<A>();
+  const A* w = W.defined() ? W.const_data_ptr<A>() : nullptr;
   T* out = output.data_ptr<T>();
   A* hs = h.data_ptr<A>();
   A* g = gh.data_ptr<A>();
