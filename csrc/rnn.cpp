@@ -6,6 +6,8 @@
 // op's 17; with this op 38 us). A sequence of one step (a cell's call) runs as one step (cpu/step.h, with a
 // gradient step_node.cpp) instead of the layer op. Autocast, torch.compile and the other backends take
 // functional.py's path, whose checks these mirror (tests/test_bad_input.py compares the two paths' messages).
+#include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/core/grad_mode.h>
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -21,6 +23,7 @@
 #include <vector>
 
 #include "cell_kinds.h"
+#include "cpu/side_by_side.h"
 #include "cpu/step.h"
 #include "small_tensors.h"
 #include "step_node.h"
@@ -183,24 +186,37 @@ Layers run_layers(c10::string_view mode_name, const at::Tensor& input, at::Tenso
   };
   const bool one_step = !packed && x.size(0) == 1 && !proj;
   const bool grad = at::GradMode::is_enabled() && (x.requires_grad() || wants_grad(h) || wants_grad(weights));
+  const int64_t steps = packed ? batch_sizes->size(0) : x.size(0);
+  const bool side_by_side = dirs == 2 && cpu::directions_side_by_side(steps, batch, mode.gates, hidden, out_size);
   std::vector<at::Tensor> h_n, c_n;
   for (int64_t layer = 0; layer < num_layers; ++layer) {
     if (layer && dropout > 0 && train) x = at::dropout(x, dropout, true);
-    std::vector<at::Tensor> outs;
-    for (int64_t d = 0; d < dirs; ++d) {
+    auto direction = [&](int64_t d) {
       const int64_t idx = layer * dirs + d;
       const LayerWeights l = layer_weights(weights, idx, has_biases, proj);
       const at::Tensor h0 = h[0].select(0, idx);
       const OptTensor c0 = lstm ? OptTensor(h[1].select(0, idx)) : std::nullopt;
-      std::vector<at::Tensor> res;
       if (one_step && cpu::step_runs(x, l.w_ih, l.w_hh, l.b_ih, l.b_hh, h0, c0))
-        res = grad ? step_autograd(kind, x, l.w_ih, l.w_hh, l.b_ih, l.b_hh, h0, c0)
-                   : cpu::step_forward(kind, x, l.w_ih, l.w_hh, l.b_ih, l.b_hh, h0, c0, false);
-      else
-        res = call_layer(mode, x, l, h0, c0, batch_sizes, d == 1);
-      outs.push_back(std::move(res[0]));
-      h_n.push_back(std::move(res[1]));
-      if (lstm) c_n.push_back(std::move(res[2]));
+        return grad ? step_autograd(kind, x, l.w_ih, l.w_hh, l.b_ih, l.b_hh, h0, c0)
+                    : cpu::step_forward(kind, x, l.w_ih, l.w_hh, l.b_ih, l.b_hh, h0, c0, false);
+      return call_layer(mode, x, l, h0, c0, batch_sizes, d == 1);
+    };
+    std::vector<std::vector<at::Tensor>> res(dirs);
+    if (side_by_side) {
+      // OpenMP's threads do not inherit the caller's grad mode and dispatch keys: the second thread takes them.
+      const at::ThreadLocalState state;
+      at::parallel_for(0, 2, 1, [&](int64_t d0, int64_t d1) {
+        const at::ThreadLocalStateGuard guard(state);
+        for (int64_t d = d0; d < d1; ++d) res[d] = direction(d);
+      });
+    } else {
+      for (int64_t d = 0; d < dirs; ++d) res[d] = direction(d);
+    }
+    std::vector<at::Tensor> outs;
+    for (auto& r : res) {
+      outs.push_back(std::move(r[0]));
+      h_n.push_back(std::move(r[1]));
+      if (lstm) c_n.push_back(std::move(r[2]));
     }
     x = dirs == 1 ? outs[0] : at::cat(outs, -1);
   }

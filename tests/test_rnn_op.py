@@ -68,3 +68,44 @@ def test_python_path_where_autocast(stack_calls):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         fast(*build())
     assert stack_calls == ["lstm"]
+
+
+def _layer_threads(module, *args) -> set[int]:
+    """The threads the call's fastrnn::layer ops ran on, as torch.profiler recorded them."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        module(*args)
+    return {e.thread for e in prof.events() if e.name == "fastrnn::layer"}
+
+
+@pytest.mark.skipif(torch.get_num_threads() < 2, reason="the directions run side by side on two threads")
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("kind", ["padded", "packed_unsorted"])
+def test_directions_side_by_side(cell, kind, monkeypatch):
+    """A bidirectional layer's directions run on two threads (csrc/cpu/side_by_side.h), with the outputs
+    and gradients of torch.nn and of the same op running them one after the other."""
+    ref, fast = twins(cell, num_layers=2, bidirectional=True, backend="cpu")
+    build, leaves = make_input(kind, ref, T=6)
+    want = flatten(ref(*build()))
+    cot = [torch.randn_like(t) for t in want]
+    want_grads = torch.autograd.grad(want, leaves + list(ref.parameters()), cot)
+    for side_by_side in ("1", "0"):
+        monkeypatch.setenv("FASTRNN_CPU_SIDE_BY_SIDE", side_by_side)
+        assert len(_layer_threads(fast, *build())) == (2 if side_by_side == "1" else 1)
+        got = flatten(fast(*build()))
+        for a, b in zip(got, want, strict=True):
+            torch.testing.assert_close(a, b)
+        got_grads = torch.autograd.grad(got, leaves + list(fast.parameters()), cot)
+        for a, b in zip(got_grads, want_grads, strict=True):
+            torch.testing.assert_close(a, b)
+
+
+@pytest.mark.skipif(torch.get_num_threads() < 2, reason="the directions run side by side on two threads")
+def test_directions_side_by_side_keep_inference_mode():
+    """The second thread runs under the caller's thread-local state: inference mode here, and the profiler's
+    callbacks, without which it would not see that thread's layer."""
+    ref, fast = twins("lstm", bidirectional=True, backend="cpu")
+    with torch.inference_mode():
+        x = torch.randn(6, 3, 4)
+        assert len(_layer_threads(fast, x)) == 2
+        for a, b in zip(flatten(fast(x)), flatten(ref(x)), strict=True):
+            torch.testing.assert_close(a, b)
