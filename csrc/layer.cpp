@@ -6,7 +6,8 @@
 // gradient or without one (then nothing is saved and no node recorded). The projection's products go
 // through cpu::matmul: on CPUs where oneDNN beats MKL (AMD with AVX-512) large ones run on oneDNN.
 // Under create_graph=True (double backward) the gradients come from fastrnn::layer_reference_grads,
-// defined in Python (autograd.py), which differentiates the plain-PyTorch layer.
+// defined in Python (autograd.py), which differentiates the plain-PyTorch layer. bidirectional_layer is both
+// directions of a layer as one node, each direction's forward and backward on a thread of its own.
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/ops/add.h>
 #include <ATen/ops/cat.h>
@@ -16,9 +17,11 @@
 #include <array>
 #include <string>
 
+#include "bidirectional.h"
 #include "cell_kinds.h"
 #include "cpu/lstm.h"
 #include "cpu/matmul.h"
+#include "cpu/side_by_side.h"
 #include "reference_grads.h"
 #include "small_tensors.h"
 
@@ -159,6 +162,45 @@ std::array<at::Tensor, 9> recurrence_backward(Cell cell, const Tensors& in, bool
   return {d_xw, d_w_hh, at::Tensor(), at::Tensor(), d_h0, {}, {}, {}, {}};
 }
 
+// One layer-direction's input gradients, each where `need` says (else undefined), from those of its outputs
+// (undefined for an output the loss does not use); `saved`: its output and the activations run_forward saved.
+Tensors direction_backward(Cell cell, const Tensors& in, bool reverse, const variable_list& saved, variable_list grads,
+                           const std::array<bool, kInputs>& need) {
+  // An output the loss does not use (h_n, c_n) has an undefined gradient: zeros of its shape, without the
+  // engine's dispatched at::zeros.
+  const std::array<const at::Tensor*, 3> like{&saved[0], &in[kH0], &in[kC0]};
+  for (size_t i = 0; i < grads.size(); ++i)
+    if (!grads[i].defined()) grads[i] = zeros_as(like[i]->sizes(), *like[i]);
+  Tensors result;
+  auto set = [&](Input i, const at::Tensor& g) {
+    if (need[i]) result[i] = g;
+  };
+  if (at::GradMode::is_enabled()) {
+    const std::vector<at::Tensor> found = reference_grads(cell, in, reverse, grads);  // double backward
+    for (size_t i = 0; i < kInputs; ++i) set(Input(i), found[i]);
+    return result;
+  }
+  for (at::Tensor& g : grads) g = g.contiguous();
+  const variable_list activations(saved.begin() + 1, saved.end());
+  const auto [d_xw, d_w_hh, d_w_hr, d_b_hn, d_h0, d_c0, d_bias, d_x, d_w_ih] =
+      recurrence_backward(cell, in, reverse, saved[0], activations, grads, need[kX], need[kWih]);
+  auto d_rows = [&] { return rows(d_xw); };
+  if (need[kX]) set(kX, d_x.defined() ? d_x : cpu::matmul(d_rows(), in[kWih]).view(in[kX].sizes()));
+  if (need[kWih]) set(kWih, d_w_ih.defined() ? d_w_ih : cpu::matmul(d_rows().t(), rows(in[kX])));
+  set(kWhh, d_w_hh);
+  set(kWhr, d_w_hr);
+  set(kH0, d_h0);
+  set(kC0, d_c0);
+  if (need[kBih] || need[kBhh]) {
+    const at::Tensor d_b_ih = d_bias.defined() ? d_bias : d_rows().sum(0);
+    set(kBih, d_b_ih);
+    // Its own tensor, as torch.nn gives each bias.
+    set(kBhh, cell == kGru ? at::cat({d_b_ih.narrow(0, 0, d_b_ih.size(0) - d_b_hn.size(0)), d_b_hn})
+                           : copy_of(d_b_ih));
+  }
+  return result;
+}
+
 class LayerFunction : public torch::autograd::Function<LayerFunction> {
  public:
   static variable_list forward(AutogradContext* ctx, int64_t cell, const at::Tensor& x, const at::Tensor& w_ih,
@@ -189,38 +231,76 @@ class LayerFunction : public torch::autograd::Function<LayerFunction> {
     std::array<bool, kInputs> need{};
     for (size_t i = 0, edge = 0; i < kInputs; ++i)
       if (in[i].defined()) need[i] = ctx->needs_input_grad(edge++);
-    // An output the loss does not use (h_n, c_n) has an undefined gradient: zeros of its shape, without the
-    // engine's dispatched at::zeros.
-    const std::array<const at::Tensor*, 3> like{&saved[kInputs], &in[kH0], &in[kC0]};
-    for (size_t i = 0; i < grads.size(); ++i)
-      if (!grads[i].defined()) grads[i] = zeros_as(like[i]->sizes(), *like[i]);
+    const Tensors found = direction_backward(cell, in, reverse, {saved.begin() + kInputs, saved.end()},
+                                             std::move(grads), need);
     variable_list result(kInputs + 2);
-    auto set = [&](Input i, const at::Tensor& g) {
-      if (need[i]) result[1 + i] = g;
+    std::copy(found.begin(), found.end(), result.begin() + 1);
+    return result;
+  }
+};
+
+// Both directions of a bidirectional layer as one node, each direction's forward and backward on a thread of
+// its own (cpu/side_by_side.h): as two nodes, the engine runs their backward one after the other.
+class BidirectionalFunction : public torch::autograd::Function<BidirectionalFunction> {
+ public:
+  // Each direction's w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0; x and batch_sizes are both directions'.
+  static variable_list forward(AutogradContext* ctx, int64_t cell, const at::Tensor& x, const at::Tensor& w_ih0,
+                               const at::Tensor& w_hh0, const OptTensor& b_ih0, const OptTensor& b_hh0,
+                               const OptTensor& w_hr0, const at::Tensor& h0_0, const OptTensor& c0_0,
+                               const at::Tensor& w_ih1, const at::Tensor& w_hh1, const OptTensor& b_ih1,
+                               const OptTensor& b_hh1, const OptTensor& w_hr1, const at::Tensor& h0_1,
+                               const OptTensor& c0_1, const OptTensor& batch_sizes) {
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    const std::array<Tensors, 2> in{tensors(x, w_ih0, w_hh0, b_ih0, b_hh0, w_hr0, h0_0, c0_0, batch_sizes),
+                                    tensors(x, w_ih1, w_hh1, b_ih1, b_hh1, w_hr1, h0_1, c0_1, batch_sizes)};
+    std::array<std::pair<variable_list, variable_list>, 2> res;
+    cpu::side_by_side([&](int64_t d) { res[d] = run_forward(Cell(cell), in[d], d == 1, true); });
+    variable_list saved, outputs;
+    for (int64_t d = 0; d < 2; ++d) {
+      const auto& [outs, activations] = res[d];
+      saved.insert(saved.end(), in[d].begin(), in[d].end());
+      saved.push_back(outs[0]);
+      saved.insert(saved.end(), activations.begin(), activations.end());
+      outputs.insert(outputs.end(), outs.begin(), outs.end());
+    }
+    ctx->save_for_backward(saved);
+    ctx->set_materialize_grads(false);  // backward makes its own zeros
+    ctx->saved_data["cell"] = cell;
+    return outputs;
+  }
+
+  // One gradient per argument of forward: cell, x, each direction's 7 tensors, batch_sizes.
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const Cell cell = Cell(ctx->saved_data["cell"].toInt());
+    const variable_list saved = ctx->get_saved_variables();
+    const size_t per = saved.size() / 2, outs = grads.size() / 2;
+    std::array<Tensors, 2> in;
+    std::array<std::array<bool, kInputs>, 2> need{};
+    for (size_t d = 0, edge = 1; d < 2; ++d) {  // edge 0 is x, both directions'
+      std::copy_n(saved.begin() + d * per, kInputs, in[d].begin());
+      need[d][kX] = ctx->needs_input_grad(0);
+      for (size_t i = kWih; i < kBatchSizes; ++i)
+        if (in[d][i].defined()) need[d][i] = ctx->needs_input_grad(edge++);
+    }
+    std::array<Tensors, 2> found;
+    auto direction = [&](int64_t d) {
+      const auto first = saved.begin() + d * per;
+      found[d] = direction_backward(cell, in[d], d == 1, {first + kInputs, first + per},
+                                    {grads.begin() + d * outs, grads.begin() + (d + 1) * outs}, need[d]);
     };
+    // Double backward differentiates the plain-PyTorch layer (Python) on the engine's thread.
     if (at::GradMode::is_enabled()) {
-      const std::vector<at::Tensor> found = reference_grads(cell, in, reverse, grads);  // double backward
-      for (size_t i = 0; i < kInputs; ++i) set(Input(i), found[i]);
-      return result;
+      direction(0);
+      direction(1);
+    } else {
+      cpu::side_by_side(direction);
     }
-    for (at::Tensor& g : grads) g = g.contiguous();
-    const variable_list activations(saved.begin() + kInputs + 1, saved.end());
-    const auto [d_xw, d_w_hh, d_w_hr, d_b_hn, d_h0, d_c0, d_bias, d_x, d_w_ih] =
-        recurrence_backward(cell, in, reverse, saved[kInputs], activations, grads, need[kX], need[kWih]);
-    auto d_rows = [&] { return rows(d_xw); };
-    if (need[kX]) set(kX, d_x.defined() ? d_x : cpu::matmul(d_rows(), in[kWih]).view(in[kX].sizes()));
-    if (need[kWih]) set(kWih, d_w_ih.defined() ? d_w_ih : cpu::matmul(d_rows().t(), rows(in[kX])));
-    set(kWhh, d_w_hh);
-    set(kWhr, d_w_hr);
-    set(kH0, d_h0);
-    set(kC0, d_c0);
-    if (need[kBih] || need[kBhh]) {
-      const at::Tensor d_b_ih = d_bias.defined() ? d_bias : d_rows().sum(0);
-      set(kBih, d_b_ih);
-      // Its own tensor, as torch.nn gives each bias.
-      set(kBhh, cell == kGru ? at::cat({d_b_ih.narrow(0, 0, d_b_ih.size(0) - d_b_hn.size(0)), d_b_hn})
-                             : copy_of(d_b_ih));
-    }
+    constexpr size_t kPerDirection = kBatchSizes - kWih;  // w_ih ... c0
+    variable_list result(2 + 2 * kPerDirection + 1);
+    const at::Tensor &dx0 = found[0][kX], &dx1 = found[1][kX];
+    result[1] = dx0.defined() && dx1.defined() ? at::add(dx0, dx1) : dx0.defined() ? dx0 : dx1;
+    for (size_t d = 0; d < 2; ++d)
+      std::copy(found[d].begin() + kWih, found[d].begin() + kBatchSizes, result.begin() + 2 + d * kPerDirection);
     return result;
   }
 };
@@ -253,6 +333,14 @@ std::vector<at::Tensor> layer_autograd(c10::string_view cell, const at::Tensor& 
 }
 
 }  // namespace
+
+std::vector<at::Tensor> bidirectional_layer(Cell cell, const at::Tensor& x, const DirectionInputs& forward,
+                                            const DirectionInputs& reverse, const OptTensor& batch_sizes) {
+  const DirectionInputs &f = forward, &r = reverse;
+  return BidirectionalFunction::apply(int64_t(cell), x, f.w_ih, f.w_hh, f.b_ih, f.b_hh, f.w_hr, f.h0, f.c0, r.w_ih,
+                                      r.w_hh, r.b_ih, r.b_hh, r.w_hr, r.h0, r.c0, batch_sizes);
+}
+
 }  // namespace fastrnn
 
 TORCH_LIBRARY_IMPL(fastrnn, Autograd, m) { m.impl("layer", &fastrnn::layer_autograd); }

@@ -6,8 +6,6 @@
 // op's 17; with this op 38 us). A sequence of one step (a cell's call) runs as one step (cpu/step.h, with a
 // gradient step_node.cpp) instead of the layer op. Autocast, torch.compile and the other backends take
 // functional.py's path, whose checks these mirror (tests/test_bad_input.py compares the two paths' messages).
-#include <ATen/Parallel.h>
-#include <ATen/ThreadLocalState.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/core/grad_mode.h>
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -22,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "bidirectional.h"
 #include "cell_kinds.h"
 #include "cpu/side_by_side.h"
 #include "cpu/step.h"
@@ -202,13 +201,19 @@ Layers run_layers(c10::string_view mode_name, const at::Tensor& input, at::Tenso
       return call_layer(mode, x, l, h0, c0, batch_sizes, d == 1);
     };
     std::vector<std::vector<at::Tensor>> res(dirs);
-    if (side_by_side) {
-      // OpenMP's threads do not inherit the caller's grad mode and dispatch keys: the second thread takes them.
-      const at::ThreadLocalState state;
-      at::parallel_for(0, 2, 1, [&](int64_t d0, int64_t d1) {
-        const at::ThreadLocalStateGuard guard(state);
-        for (int64_t d = d0; d < d1; ++d) res[d] = direction(d);
-      });
+    if (side_by_side && grad) {  // one node, whose backward runs the directions side by side too
+      auto inputs = [&](int64_t d) {
+        const int64_t idx = layer * dirs + d;
+        const LayerWeights l = layer_weights(weights, idx, has_biases, proj);
+        return DirectionInputs{l.w_ih, l.w_hh, l.b_ih, l.b_hh, l.w_hr, h[0].select(0, idx),
+                               lstm ? OptTensor(h[1].select(0, idx)) : std::nullopt};
+      };
+      std::vector<at::Tensor> both = bidirectional_layer(kind, x, inputs(0), inputs(1), batch_sizes);
+      const auto half = static_cast<std::ptrdiff_t>(both.size() / 2);
+      res[0].assign(both.begin(), both.begin() + half);
+      res[1].assign(both.begin() + half, both.end());
+    } else if (side_by_side) {
+      cpu::side_by_side([&](int64_t d) { res[d] = direction(d); });
     } else {
       for (int64_t d = 0; d < dirs; ++d) res[d] = direction(d);
     }

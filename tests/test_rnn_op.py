@@ -70,19 +70,20 @@ def test_python_path_where_autocast(stack_calls):
     assert stack_calls == ["lstm"]
 
 
-def _layer_threads(module, *args) -> set[int]:
-    """The threads the call's fastrnn::layer ops ran on, as torch.profiler recorded them."""
+def _side_by_side_threads(call) -> set[int]:
+    """The threads of the "fastrnn::side_by_side" ranges that call() ran, as torch.profiler recorded them."""
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        module(*args)
-    return {e.thread for e in prof.events() if e.name == "fastrnn::layer"}
+        call()
+    return {e.thread for e in prof.events() if e.name == "fastrnn::side_by_side"}
 
 
 @pytest.mark.skipif(torch.get_num_threads() < 2, reason="the directions run side by side on two threads")
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("kind", ["padded", "packed_unsorted"])
 def test_directions_side_by_side(cell, kind, monkeypatch):
-    """A bidirectional layer's directions run on two threads (csrc/cpu/side_by_side.h), with the outputs
-    and gradients of torch.nn and of the same op running them one after the other."""
+    """A bidirectional layer's directions run on two threads (csrc/cpu/side_by_side.h), forward and backward
+    (one node for both, layer.cpp), with the outputs and gradients of torch.nn and of the same op running
+    them one after the other."""
     ref, fast = twins(cell, num_layers=2, bidirectional=True, backend="cpu")
     build, leaves = make_input(kind, ref, T=6)
     want = flatten(ref(*build()))
@@ -90,11 +91,16 @@ def test_directions_side_by_side(cell, kind, monkeypatch):
     want_grads = torch.autograd.grad(want, leaves + list(ref.parameters()), cot)
     for side_by_side in ("1", "0"):
         monkeypatch.setenv("FASTRNN_CPU_SIDE_BY_SIDE", side_by_side)
-        assert len(_layer_threads(fast, *build())) == (2 if side_by_side == "1" else 1)
-        got = flatten(fast(*build()))
+        threads = 2 if side_by_side == "1" else 0
+        with torch.no_grad():
+            assert len(_side_by_side_threads(lambda: fast(*build()))) == threads
+        got = []
+        assert len(_side_by_side_threads(lambda: got.extend(flatten(fast(*build()))))) == threads
         for a, b in zip(got, want, strict=True):
             torch.testing.assert_close(a, b)
-        got_grads = torch.autograd.grad(got, leaves + list(fast.parameters()), cot)
+        got_grads = []
+        params = leaves + list(fast.parameters())
+        assert len(_side_by_side_threads(lambda: got_grads.extend(torch.autograd.grad(got, params, cot)))) == threads
         for a, b in zip(got_grads, want_grads, strict=True):
             torch.testing.assert_close(a, b)
 
@@ -102,10 +108,24 @@ def test_directions_side_by_side(cell, kind, monkeypatch):
 @pytest.mark.skipif(torch.get_num_threads() < 2, reason="the directions run side by side on two threads")
 def test_directions_side_by_side_keep_inference_mode():
     """The second thread runs under the caller's thread-local state: inference mode here, and the profiler's
-    callbacks, without which it would not see that thread's layer."""
+    callbacks, without which it would not see that thread's range."""
     ref, fast = twins("lstm", bidirectional=True, backend="cpu")
     with torch.inference_mode():
         x = torch.randn(6, 3, 4)
-        assert len(_layer_threads(fast, x)) == 2
+        assert len(_side_by_side_threads(lambda: fast(x))) == 2
         for a, b in zip(flatten(fast(x)), flatten(ref(x)), strict=True):
             torch.testing.assert_close(a, b)
+
+
+@pytest.mark.skipif(torch.get_num_threads() < 2, reason="the directions run side by side on two threads")
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_directions_side_by_side_double_backward(cell):
+    """create_graph=True through the one node of both directions: the second derivative of torch.nn's."""
+    ref, fast = twins(cell, bidirectional=True, backend="cpu", dtype=torch.float64)
+    x = torch.randn(5, 2, 4, dtype=torch.float64, requires_grad=True)
+    grads = []
+    for model in (ref, fast):
+        (dx,) = torch.autograd.grad(model(x)[0].pow(2).sum(), x, create_graph=True)
+        grads.append(torch.autograd.grad(dx.pow(2).sum(), [x, *model.parameters()]))
+    for a, b in zip(grads[1], grads[0], strict=True):
+        torch.testing.assert_close(a, b)
