@@ -60,6 +60,9 @@ def why_not(backend: Backend, x: torch.Tensor) -> str | None:
     """None if ``backend`` can run a call on tensors like ``x``, else the reason it cannot."""
     if backend is Backend.TORCH:
         return None
+    if torch._C._are_functorch_transforms_active():
+        return ("a torch.func transform (grad, vmap, vjp, ...) is active, and the fused backends' autograd nodes "
+                "do not support them")
     if backend is Backend.CPU:
         if not _ext.has_cpu():
             return f"the compiled extension is not available ({_ext.load_error()})"

@@ -1,10 +1,11 @@
 """Autograd beyond what cuDNN allows: backward in eval mode, double backward (gradient penalties),
-and torch.func.functional_call with weights other than the module's. Against torch.nn on CPU."""
+torch.func.functional_call with weights other than the module's, and torch.func's transforms. Against
+torch.nn on CPU."""
 from __future__ import annotations
 
 import pytest
 import torch
-from torch.func import functional_call
+from torch.func import functional_call, grad, vmap
 
 import fastrnn
 from _models import flatten, make_input, twins
@@ -130,3 +131,36 @@ def test_layer_gradcheck_packed_reverse(cell, backend):
         return (out.data, *(state if isinstance(state, tuple) else (state,)))
 
     assert torch.autograd.gradcheck(run, (x, *weights))
+
+
+@pytest.mark.parametrize("cell", ("rnn_tanh", "lstm_proj", "gru"))
+def test_torch_func_grad(cell):
+    """Under torch.func.grad the automatic choice is the torch backend (the fused backends' autograd nodes
+    do not support torch.func's transforms): torch.nn's gradients, not an error."""
+    ref, fast = twins(cell, num_layers=2, bidirectional=True)
+    x = torch.randn(6, 3, 4)
+    params = {name: p.detach() for name, p in ref.named_parameters()}
+
+    def loss(model):
+        return lambda p: functional_call(model, p, (x,))[0].square().sum()
+
+    got, want = grad(loss(fast))(params), grad(loss(ref))(params)
+    for name in params:
+        torch.testing.assert_close(got[name], want[name], msg=lambda m: f"grad {name}: {m}")
+
+
+def test_torch_func_vmap():
+    """vmap over a batch of sequences (torch.nn's modules have no batching rule): each sample's own call."""
+    _, fast = twins("lstm", bidirectional=True)
+    xs = torch.randn(4, 6, 3, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(vmap(lambda x: fast(x)[0])(xs), torch.stack([fast(x)[0] for x in xs]))
+
+
+@pytest.mark.parametrize("backend", BACKENDS[1:])
+def test_named_backend_under_torch_func(backend):
+    """A fused backend asked for by name says why it cannot run under a torch.func transform."""
+    _, fast = twins("gru", backend=backend)
+    params = {name: p.detach() for name, p in fast.named_parameters()}
+    with pytest.raises(RuntimeError, match="torch.func transform"):
+        grad(lambda p: functional_call(fast, p, (torch.randn(5, 2, 4),))[0].sum())(params)
