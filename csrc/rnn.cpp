@@ -95,16 +95,15 @@ void check_state(const std::string& name, const at::Tensor& h, std::array<int64_
                     dtype(x), ")");
 }
 
-std::vector<at::Tensor> call_layer(const CellKind& mode, const at::Tensor& x, const LayerWeights& l,
-                                   const at::Tensor& h0, const OptTensor& c0, const OptTensor& batch_sizes,
-                                   bool reverse) {
+std::vector<at::Tensor> call_layer(const CellKind& mode, const at::Tensor& x, const DirectionInputs& in,
+                                   const OptTensor& batch_sizes, bool reverse) {
   static const auto op =
       c10::Dispatcher::singleton()
           .findSchemaOrThrow("fastrnn::layer", "")
           .typed<std::vector<at::Tensor>(c10::string_view, const at::Tensor&, const at::Tensor&, const at::Tensor&,
                                          const OptTensor&, const OptTensor&, const OptTensor&, const at::Tensor&,
                                          const OptTensor&, const OptTensor&, bool)>();
-  return op.call(mode.name, x, l.w_ih, l.w_hh, l.b_ih, l.b_hh, l.w_hr, h0, c0, batch_sizes, reverse);
+  return op.call(mode.name, x, in.w_ih, in.w_hh, in.b_ih, in.b_hh, in.w_hr, in.h0, in.c0, batch_sizes, reverse);
 }
 
 // h_n (or c_n) from each layer-direction's [B, size]: one is returned as a [1, B, size] view, cheaper than
@@ -190,24 +189,21 @@ Layers run_layers(c10::string_view mode_name, const at::Tensor& input, at::Tenso
   std::vector<at::Tensor> h_n, c_n;
   for (int64_t layer = 0; layer < num_layers; ++layer) {
     if (layer && dropout > 0 && train) x = at::dropout(x, dropout, true);
-    auto direction = [&](int64_t d) {
+    auto inputs = [&](int64_t d) {
       const int64_t idx = layer * dirs + d;
       const LayerWeights l = layer_weights(weights, idx, has_biases, proj);
-      const at::Tensor h0 = h[0].select(0, idx);
-      const OptTensor c0 = lstm ? OptTensor(h[1].select(0, idx)) : std::nullopt;
-      if (one_step && cpu::step_runs(x, l.w_ih, l.w_hh, l.b_ih, l.b_hh, h0, c0))
-        return grad ? step_autograd(kind, x, l.w_ih, l.w_hh, l.b_ih, l.b_hh, h0, c0)
-                    : cpu::step_forward(kind, x, l.w_ih, l.w_hh, l.b_ih, l.b_hh, h0, c0, false);
-      return call_layer(mode, x, l, h0, c0, batch_sizes, d == 1);
+      return DirectionInputs{l.w_ih, l.w_hh, l.b_ih, l.b_hh, l.w_hr, h[0].select(0, idx),
+                             lstm ? OptTensor(h[1].select(0, idx)) : std::nullopt};
+    };
+    auto direction = [&](int64_t d) {
+      const DirectionInputs in = inputs(d);
+      if (one_step && cpu::step_runs(x, in.w_ih, in.w_hh, in.b_ih, in.b_hh, in.h0, in.c0))
+        return grad ? step_autograd(kind, x, in.w_ih, in.w_hh, in.b_ih, in.b_hh, in.h0, in.c0)
+                    : cpu::step_forward(kind, x, in.w_ih, in.w_hh, in.b_ih, in.b_hh, in.h0, in.c0, false);
+      return call_layer(mode, x, in, batch_sizes, d == 1);
     };
     std::vector<std::vector<at::Tensor>> res(dirs);
     if (side_by_side && grad) {  // one node, whose backward runs the directions side by side too
-      auto inputs = [&](int64_t d) {
-        const int64_t idx = layer * dirs + d;
-        const LayerWeights l = layer_weights(weights, idx, has_biases, proj);
-        return DirectionInputs{l.w_ih, l.w_hh, l.b_ih, l.b_hh, l.w_hr, h[0].select(0, idx),
-                               lstm ? OptTensor(h[1].select(0, idx)) : std::nullopt};
-      };
       std::vector<at::Tensor> both = bidirectional_layer(kind, x, inputs(0), inputs(1), batch_sizes);
       const auto half = static_cast<std::ptrdiff_t>(both.size() / 2);
       res[0].assign(both.begin(), both.begin() + half);
