@@ -162,6 +162,15 @@ std::array<at::Tensor, 9> recurrence_backward(Cell cell, const Tensors& in, bool
   return {d_xw, d_w_hh, at::Tensor(), at::Tensor(), d_h0, {}, {}, {}, {}};
 }
 
+// What a layer-direction's backward reads (direction_backward), appended to saved: its inputs, its output
+// (outputs[0]) and the activations run_forward saved.
+void append_saved(variable_list& saved, const Tensors& in, const variable_list& outputs,
+                  const variable_list& activations) {
+  saved.insert(saved.end(), in.begin(), in.end());
+  saved.push_back(outputs[0]);
+  saved.insert(saved.end(), activations.begin(), activations.end());
+}
+
 // One layer-direction's input gradients, each where `need` says (else undefined), from those of its outputs
 // (undefined for an output the loss does not use); `saved`: its output and the activations run_forward saved.
 Tensors direction_backward(Cell cell, const Tensors& in, bool reverse, const variable_list& saved, variable_list grads,
@@ -210,9 +219,8 @@ class LayerFunction : public torch::autograd::Function<LayerFunction> {
     at::AutoDispatchBelowADInplaceOrView below_autograd;
     const Tensors in = tensors(x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, batch_sizes);
     auto [outputs, activations] = run_forward(Cell(cell), in, reverse, true);
-    variable_list saved(in.begin(), in.end());
-    saved.push_back(outputs[0]);
-    saved.insert(saved.end(), activations.begin(), activations.end());
+    variable_list saved;
+    append_saved(saved, in, outputs, activations);
     ctx->save_for_backward(saved);
     ctx->set_materialize_grads(false);  // backward makes its own zeros
     ctx->saved_data["cell"] = cell;
@@ -258,9 +266,7 @@ class BidirectionalFunction : public torch::autograd::Function<BidirectionalFunc
     variable_list saved, outputs;
     for (int64_t d = 0; d < 2; ++d) {
       const auto& [outs, activations] = res[d];
-      saved.insert(saved.end(), in[d].begin(), in[d].end());
-      saved.push_back(outs[0]);
-      saved.insert(saved.end(), activations.begin(), activations.end());
+      append_saved(saved, in[d], outs, activations);
       outputs.insert(outputs.end(), outs.begin(), outs.end());
     }
     ctx->save_for_backward(saved);
