@@ -46,8 +46,7 @@ inline bool runs_beside(const Dims& d, int64_t gates) {
   if ((env && std::strcmp(env, "0") == 0) || d.T < 2 || d.P != d.H || at::get_num_threads() < 2 ||
       at::in_parallel_region() || vec_kernels<float>() == nullptr || panel_gemm_kernel(d.B) == nullptr)
     return false;
-  const int64_t blocks = (d.H + vec::kPanelWidth - 1) / vec::kPanelWidth;
-  return team_plan(2.0 * d.B * gates * d.H * d.H, blocks, d.B).threads == 1;
+  return team_plan(2.0 * d.B * gates * d.H * d.H, unit_blocks(d.H), d.B).threads == 1;
 }
 
 // xw = x @ W_ih^T ([N, I] @ [I, gates * H], float32, all contiguous; no bias: the cells add it) into the

@@ -311,6 +311,9 @@ at::Tensor forward_w_hh(const at::Tensor& w_hh, int64_t B, int64_t H) {
   return to_acc<A>(w_hh);
 }
 
+// How many blocks of kPanelWidth hidden units H units make (the last one partial): a panel loop's share.
+inline int64_t unit_blocks(int64_t H) { return (H + vec::kPanelWidth - 1) / vec::kPanelWidth; }
+
 // A recurrent weight packed once per call for the panel GEMM: B = op(w) is [K, gates * H] (w^T when
 // trans; w row-major with leading dimension ldw), its columns grouped by blocks of kPanelWidth hidden
 // units, each block holding its units' columns of every gate (gate k of unit j is column k * H + j).
@@ -331,7 +334,7 @@ class PanelWeights {
         I_(w_ih ? I : 0),
         K_(K),
         gates_(gates),
-        blocks_((H + vec::kPanelWidth - 1) / vec::kPanelWidth),
+        blocks_(unit_blocks(H)),
         in_place_(!trans && gates == 1 && I_ == 0 && H % vec::kPanelWidth == 0) {
     const int64_t panels = blocks_ * gates;
     constexpr int64_t PW = vec::kPanelWidth;
@@ -644,7 +647,7 @@ inline bool fuse_input_projection(at::ScalarType dtype, const Dims& d, int64_t I
   const char* env = std::getenv("FASTRNN_CPU_FUSE_INPUT");
   if (env && (std::strcmp(env, "0") == 0 || std::strcmp(env, "1") == 0)) return env[0] == '1';
   constexpr double kL2Bytes = 1 << 20, kL3Bytes = 16 << 20;  // per core; half of a 32 MB L3
-  const int64_t G = gates * d.H, blocks = (d.H + vec::kPanelWidth - 1) / vec::kPanelWidth;
+  const int64_t G = gates * d.H, blocks = unit_blocks(d.H);
   const double bytes = (pairs ? 2.0 : 4.0) * (I + d.P) * G;
   const TeamPlan plan = team_plan(2.0 * d.B * (I + d.P) * G, blocks, d.B);
   if (plan.by_rows) return bytes <= kL3Bytes;
