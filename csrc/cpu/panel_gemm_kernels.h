@@ -57,14 +57,17 @@ __attribute__((always_inline)) inline void tile(const PanelA& A, int64_t m0, con
     }
   };
   auto part = [&](const float* ak, int64_t lda, int64_t inc, int64_t K, const float* bk) __attribute__((always_inline)) {
+    int64_t binc = ld;
+    if (A.descending) ak += (K - 1) * inc, bk += (K - 1) * ld, inc = -inc, binc = -ld;
     int64_t k = 0;
-    for (; k + KS <= K; k += KS, ak += KS * inc, bk += KS * ld)
+    for (; k + KS <= K; k += KS, ak += KS * inc, bk += KS * binc)
 #pragma GCC unroll 2
-      for (int s = 0; s < KS; ++s) step(ak + s * inc, lda, bk + s * ld, acc[s]);
-    for (; k < K; ++k, ak += inc, bk += ld) step(ak, lda, bk, acc[0]);
+      for (int s = 0; s < KS; ++s) step(ak + s * inc, lda, bk + s * binc, acc[s]);
+    for (; k < K; ++k, ak += inc, bk += binc) step(ak, lda, bk, acc[0]);
   };
+  if (A.descending && A.K2 > 0) part(A.a2 + m0 * A.lda2, A.lda2, 1, A.K2, b + A.K * ld);
   part(A.a + m0 * A.lda, A.lda, A.inc, A.K, b);
-  if (A.K2 > 0) part(A.a2 + m0 * A.lda2, A.lda2, 1, A.K2, b + A.K * ld);
+  if (!A.descending && A.K2 > 0) part(A.a2 + m0 * A.lda2, A.lda2, 1, A.K2, b + A.K * ld);
 #pragma GCC unroll 16
   for (int s = 1; s < KS; ++s)
 #pragma GCC unroll 16
@@ -123,12 +126,20 @@ inline void panel_rows(int64_t M, const PanelA& a, const PanelB& b, int64_t p0, 
 template <typename Madd, int NP>
 inline void panel_groups(int64_t M, const PanelA& a, const PanelB& b, int64_t p0, int64_t p1, float* c, int64_t ldc,
                          bool accumulate) {
-  int64_t p = p0;
-  for (; p + NP <= p1; p += NP) panel_rows<Madd, NP>(M, a, b, p, c, ldc, accumulate);
+  const int64_t rest = p0 + (p1 - p0) / NP * NP;
   // The rest in smaller groups: one panel at a time would leave a single chain of FMAs per row, and reads a
   // broadcast of a per FMA (two panels left by groups of 3 go together).
-  if constexpr (NP > 1)
-    if (p < p1) panel_groups<Madd, NP == 3 ? 2 : NP / 2>(M, a, b, p, p1, c, ldc, accumulate);
+  auto smaller = [&] {
+    if constexpr (NP > 1)
+      if (rest < p1) panel_groups<Madd, NP == 3 ? 2 : NP / 2>(M, a, b, rest, p1, c, ldc, accumulate);
+  };
+  if (a.descending) {
+    smaller();
+    for (int64_t p = rest - NP; p >= p0; p -= NP) panel_rows<Madd, NP>(M, a, b, p, c, ldc, accumulate);
+    return;
+  }
+  for (int64_t p = p0; p < rest; p += NP) panel_rows<Madd, NP>(M, a, b, p, c, ldc, accumulate);
+  smaller();
 }
 
 template <typename Madd>

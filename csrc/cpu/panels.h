@@ -13,13 +13,14 @@ constexpr int kPanelWidth = 16;
 // The A operand of a panel GEMM, [M, K + K2]: K columns from a, A[m, k] = a[m * lda + k * inc] (inc = 1 for
 // a row-major a; lda = 1 and inc = its leading dimension for a transposed one, read in place), then K2 from
 // a2's rows (the input x_t and h_{t-1} of a step whose GEMM also runs the input projection). The panels'
-// rows follow the same order.
+// rows follow the same order. With descending the GEMM reads panels and rows in reverse (zigzag, common.h).
 struct PanelA {
   const float* a;
   int64_t lda, K;
   const float* a2 = nullptr;
   int64_t lda2 = 0, K2 = 0;
   int64_t inc = 1;
+  bool descending = false;
 };
 
 // The B operand: panel p's row k at data + p * stride + k * ld, its product going to C's columns cols[p] ..
