@@ -156,13 +156,11 @@ Layers run_layers(c10::string_view mode_name, const at::Tensor& input, at::Tenso
     TORCH_CHECK(weights[i].device() == x.device(), "weights[", i, "] is on ", weights[i].device(),
                 " but input is on ", x.device());
 
-  // The state: torch.nn's checks and messages, zeros where none is given.
+  // The state: torch.nn's checks and messages.
   const size_t states = lstm ? 2 : 1;
   const int64_t sizes[2] = {out_size, hidden};
-  std::vector<at::Tensor> h(states);
-  if (hx.empty()) {
-    for (size_t i = 0; i < states; ++i) h[i] = zeros_as({count, batch, sizes[i]}, x);
-  } else {
+  std::vector<at::Tensor> h(hx.empty() ? 0 : states);  // none given: zeros per layer-direction (inputs below)
+  if (!hx.empty()) {
     TORCH_CHECK(hx.size() == states, lstm ? "hx must be a tuple of 2 tensors (h_0, c_0)" : "hx must be [h_0]", ", got ",
                 hx.size());
     const int64_t want = batched ? 3 : 2;
@@ -192,8 +190,10 @@ Layers run_layers(c10::string_view mode_name, const at::Tensor& input, at::Tenso
     auto inputs = [&](int64_t d) {
       const int64_t idx = layer * dirs + d;
       const LayerWeights l = layer_weights(weights, idx, has_biases, proj);
-      return DirectionInputs{l.w_ih, l.w_hh, l.b_ih, l.b_hh, l.w_hr, h[0].select(0, idx),
-                             lstm ? OptTensor(h[1].select(0, idx)) : std::nullopt};
+      // Without hx each layer-direction's zeros of its own: a select of one [count, B, size] is a view op's
+      // dispatch per state.
+      auto state = [&](size_t i) { return hx.empty() ? zeros_as({batch, sizes[i]}, x) : h[i].select(0, idx); };
+      return DirectionInputs{l.w_ih, l.w_hh, l.b_ih, l.b_hh, l.w_hr, state(0), lstm ? OptTensor(state(1)) : std::nullopt};
     };
     auto direction = [&](int64_t d) {
       const DirectionInputs in = inputs(d);
