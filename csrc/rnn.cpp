@@ -193,7 +193,8 @@ Layers run_layers(c10::string_view mode_name, const at::Tensor& input, at::Tenso
       // Without hx each layer-direction's zeros of its own: a select of one [count, B, size] is a view op's
       // dispatch per state.
       auto state = [&](size_t i) { return hx.empty() ? zeros_as({batch, sizes[i]}, x) : h[i].select(0, idx); };
-      return DirectionInputs{l.w_ih, l.w_hh, l.b_ih, l.b_hh, l.w_hr, state(0), lstm ? OptTensor(state(1)) : std::nullopt};
+      return DirectionInputs{l.w_ih, l.w_hh, l.b_ih, l.b_hh, l.w_hr,
+                             state(0), lstm ? OptTensor(state(1)) : std::nullopt};
     };
     auto direction = [&](int64_t d) {
       const DirectionInputs in = inputs(d);

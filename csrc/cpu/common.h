@@ -346,13 +346,13 @@ class PanelWeights {
       widths_[p] = int32_t(std::min(PW, H - j0));
     }
     if (in_place_) return;
-    // Weights of 1 MB and more, packed afresh at every call, page-faulted on every call from the heap (LSTM
-    // B=1, H=256, T=2 forward and backward: a third of its time in the kernel's page faults).
     // Panels a multiple of 4 KB apart (I + K a multiple of 64) put the rows that a tile reads together (up to 8
     // panels' k-th rows) in one set of the L1 cache; a row's padding moves each panel to the next set. Forward,
     // T=200, B=1, I=H=64, 2 Zen 4 cores, alternated in one process: LSTM 251 -> 237 us, GRU 208 -> 201 us;
     // no change at B=4 to 64 or at H=128 and 256.
     stride_ = (I_ + K) * PW + ((I_ + K) % 64 == 0 ? PW : 0);
+    // Weights of 1 MB and more, packed afresh at every call, page-faulted on every call from the heap (LSTM
+    // B=1, H=256, T=2 forward and backward: a third of its time in the kernel's page faults).
     data_ = empty_seq({panels * stride_}, acc_options<float>());
     if (deferred) return;
     // Small weights are packed on the calling thread: forking a team costs more than the copy.
