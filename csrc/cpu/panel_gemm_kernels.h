@@ -57,13 +57,23 @@ __attribute__((always_inline)) inline void tile(const PanelA& A, int64_t m0, con
     }
   };
   auto part = [&](const float* ak, int64_t lda, int64_t inc, int64_t K, const float* bk) __attribute__((always_inline)) {
-    int64_t binc = ld;
-    if (A.descending) ak += (K - 1) * inc, bk += (K - 1) * ld, inc = -inc, binc = -ld;
     int64_t k = 0;
-    for (; k + KS <= K; k += KS, ak += KS * inc, bk += KS * binc)
+    if (!A.descending) {
+      for (; k + KS <= K; k += KS, ak += KS * inc, bk += KS * ld)
 #pragma GCC unroll 2
-      for (int s = 0; s < KS; ++s) step(ak + s * inc, lda, bk + s * binc, acc[s]);
-    for (; k < K; ++k, ak += inc, bk += binc) step(ak, lda, bk, acc[0]);
+        for (int s = 0; s < KS; ++s) step(ak + s * inc, lda, bk + s * ld, acc[s]);
+      for (; k < K; ++k, ak += inc, bk += ld) step(ak, lda, bk, acc[0]);
+      return;
+    }
+    // From one past the last row down, each group stepped back before it is read: the pointers never
+    // leave [first row, one past the last].
+    ak += K * inc, bk += K * ld;
+    for (; k + KS <= K; k += KS) {
+      ak -= KS * inc, bk -= KS * ld;
+#pragma GCC unroll 2
+      for (int s = 0; s < KS; ++s) step(ak + s * inc, lda, bk + s * ld, acc[s]);
+    }
+    for (; k < K; ++k) ak -= inc, bk -= ld, step(ak, lda, bk, acc[0]);
   };
   if (A.descending && A.K2 > 0) part(A.a2 + m0 * A.lda2, A.lda2, 1, A.K2, b + A.K * ld);
   part(A.a + m0 * A.lda, A.lda, A.inc, A.K, b);
