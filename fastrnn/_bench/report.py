@@ -188,7 +188,9 @@ def write_readme(path: Path, meta: dict, results: list[Result], checks: list[Che
         "(higher is better). `eff`: the shape's matmul FLOPs (input projection, recurrence and projection; "
         "backward counted as twice the forward) per second, as a fraction of the float32 `torch.mm` peak "
         "timed in the same interleaved rounds as the row (`peak_gflops_per_s` in the CSV), whatever the "
-        "row's dtype (so bfloat16 rows can exceed 1). `fwd` runs under `torch.no_grad()`; `fwd+bwd` is a "
+        "row's dtype. Above 1, a row ran faster than that matmul: bfloat16 rows can, and float32 rows do where "
+        "torch.mm's BLAS leaves part of the CPU's vector width unused (MKL's generic sgemm path on AMD CPUs). "
+        "`fwd` runs under `torch.no_grad()`; `fwd+bwd` is a "
         "training step's forward and backward "
         "(input and weight gradients).",
         "",
