@@ -145,7 +145,8 @@ def _cases() -> list:
     # panel GEMM, a team of threads sharing the hidden units; H=200 leaves a partial block of units and
     # packed B=23 gives steps of 23, 19, 14, 10 and 5 rows, split into row tiles of 4 to 6; B=1, the panel
     # GEMM's one-row tiles on every CPU, also on a team). bfloat16 on a team: its h_t kept in float for the
-    # next step's GEMM, h_n gathered from each row's last step.
+    # next step's GEMM, h_n gathered from each row's last step; with a projection, the running state read
+    # by the panel GEMM, on a team split by rows (B=23) and by units (B=6), shrinking and growing steps.
     for c in [Case(cell="lstm", T=3, B=32, H=192, reverse=True), Case(cell="lstm", T=3, B=32, H=192, P=176, packed=True),
               Case(cell="gru", T=3, B=32, H=192, packed=True, reverse=True),
               Case(cell="rnn_tanh", T=3, B=16, H=512, reverse=True),
@@ -155,7 +156,9 @@ def _cases() -> list:
               Case(cell="lstm", T=4, B=1, H=200, P=40), Case(cell="gru", T=4, B=1, H=200, reverse=True)]:
         params.append(pytest.param(c, torch.float32, id=f"{c.name}-float32"))
     for c in [Case(cell="lstm", T=5, B=23, H=200, packed=True, reverse=True),
-              Case(cell="rnn_relu", T=5, B=23, H=200, packed=True)]:
+              Case(cell="rnn_relu", T=5, B=23, H=200, packed=True),
+              Case(cell="lstm", T=5, B=23, H=200, P=40, packed=True, reverse=True),
+              Case(cell="lstm", T=5, B=6, H=200, P=40, packed=True)]:
         params.append(pytest.param(c, torch.bfloat16, id=f"{c.name}-bfloat16"))
     return params
 

@@ -16,16 +16,17 @@ namespace {
 // the cells, which leave o * tanh(c) in hu, then h = hu @ W_hr^T into hs and the step's output rows.
 // On the panel team the members share the hidden units for the cells and h's P columns for the
 // projection, whose output the next step's GEMM reads whole: two barriers per step; or (team_plan) the
-// batch rows, with no barrier. With `in`, g also gets x_t @ W_ih^T (the panel GEMM only).
+// batch rows, with no barrier. float32 reads h_{t-1} from the output's rows (gemm_prev_h), bfloat16 from hs,
+// the running state in float, as MKL's steps do. With `in`, g also gets x_t @ W_ih^T (the panel GEMM only).
 template <typename T, typename A, typename Cell>
 void projected_forward_steps(const Schedule& sch, const A* w, const A* wr, int64_t H, int64_t P, int64_t B, T* out,
                              const at::Tensor& h0, A* hs, const A* hu, A* g, const Cell& cell, const FusedInput& in) {
   const int64_t G = 4 * H;
-  if constexpr (std::is_same_v<T, float>) {
+  if constexpr (std::is_same_v<A, float>) {
     if (const vec::PanelGemmFn panel = panel_gemm_kernel(B)) {
       const PanelWeights recurrent(w, P, true, P, H, 4, in.w_ih, in.I), project(wr, H, true, H, P, 1);
       const at::Tensor h0c = h0.contiguous();
-      const float* init = h0c.const_data_ptr<float>();
+      const float* init = std::is_same_v<T, float> ? h0c.const_data_ptr<float>() : nullptr;
       const TeamPlan plan = team_plan(2.0 * B * (G * (P + in.I) + P * H), recurrent.blocks(), B);
       team(plan.threads, [&](int64_t thread, int64_t threads) {
         const TeamShare units(recurrent, H, B, thread, threads, plan.by_rows),
@@ -33,7 +34,10 @@ void projected_forward_steps(const Schedule& sch, const A* w, const A* wr, int64
         for (int64_t s = 0; s < sch.steps(); ++s) {
           const Step st = sch.step(s);
           const int64_t r0 = units.r0, r1 = units.end(st.rows);
-          gemm_prev_h(recurrent, panel, st, out, init, P, g, G, units, in.x, in.I);
+          if constexpr (std::is_same_v<T, float>)
+            gemm_prev_h(recurrent, panel, st, out, init, P, g, G, units, in.x, in.I);
+          else if (r1 > r0)
+            recurrent.gemm(panel, r1 - r0, hs + r0 * P, P, g + r0 * G, G, units.b0, units.b1);
           for (int64_t b = r0; b < r1; ++b) cell(st, b, units.j0, units.j1);
           plan.barrier(threads);
           if (r1 > r0) project.gemm(panel, r1 - r0, hu + r0 * H, H, hs + r0 * P, P, cols.b0, cols.b1);
