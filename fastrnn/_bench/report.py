@@ -125,6 +125,9 @@ def write_plot(path: Path, results: list[Result], title: str) -> None:
             ax.bar(xs, [speed.get(lab, float("nan")) - 1 for lab in labels], width, bottom=1, label=display(b))
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.set_yscale("log", base=2)
+        shown = [r.speedup for r in rows if r.mode == mode and math.isfinite(r.speedup) and r.speedup > 0]
+        if shown:  # log-scale autoscaling cut the tallest bar; an octave above it holds the legend
+            ax.set_ylim(min(min(shown), 1.0) / 1.25, max(max(shown), 1.0) * 2)
         ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}x"))
         ax.set_ylabel(f"{MODE_NAMES[mode]} speedup vs {REFERENCE}")
         ax.grid(axis="y", alpha=0.3)
