@@ -17,6 +17,16 @@ TORCH_LIBRARY(fastrnn, m) {
   // has the recurrence ops alone.
   m.def("layer(str cell, Tensor x, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh, Tensor? w_hr, Tensor h0,"
         " Tensor? c0, Tensor? batch_sizes, bool reverse) -> Tensor[]");
+  // The cpu backend's products and LSTM forward from x, as the layer above runs them, for the layer's
+  // Python autograd.Function (autograd.py) that torch.compile traces: there inductor would give
+  // x @ W_ih^T and the weight gradients to MKL, which runs generic kernels on AMD CPUs.
+  // matmul: a [M, K] @ b [K, N] (+ bias [N]) in float32 on oneDNN or the panel GEMM where they are faster
+  // (cpu/matmul.h). lstm_layer_forward: lstm_forward's results from x and w_ih (cpu/lstm.h), the input
+  // projection in the steps' GEMMs where that pays.
+  m.def("matmul(Tensor a, Tensor b, Tensor? bias=None) -> Tensor");
+  m.def("lstm_layer_forward(Tensor x, Tensor w_ih, Tensor w_hh, Tensor? w_hr, Tensor h0, Tensor c0,"
+        " Tensor? batch_sizes, bool reverse, bool save=True, Tensor? bias=None)"
+        " -> (Tensor output, Tensor h_n, Tensor c_n, Tensor gates, Tensor cells)");
   // torch.nn's RNN forward over layers and directions of `layer` (rnn.cpp): input a tensor, or with batch_sizes
   // (and the indices) a PackedSequence's fields; hx is [] for zeros, [h_0] or (LSTM) [h_0, c_0]; c_n is
   // undefined (None) but for LSTM.

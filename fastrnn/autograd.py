@@ -6,7 +6,9 @@ whose backward runs the recurrence's backward op and then the projection's three
 (skipping those whose inputs need no gradient). One node instead of the dozen the projection's
 bias sum, GEMM, views and the recurrence make: at small shapes the engine's cost per node, not the
 kernels, sets the time. The backend is passed by name and its op namespace looked up with
-``backends.ops_for``, so every fused backend (cpu, cuda, cuda_emulated, triton) shares it.
+``backends.ops_for``, so every fused backend (cpu, cuda, cuda_emulated, triton) shares it. On the cpu
+backend (only reached under torch.compile: eager calls take the C++ node below) the products go through
+``fastrnn::matmul`` and the LSTM forward through ``fastrnn::lstm_layer_forward``, the C++ node's own.
 
 The fused backward is first-order only; under ``create_graph=True`` (double backward) the
 gradients are computed instead by differentiating the plain-PyTorch layer (``reference.py``'s
@@ -57,10 +59,16 @@ def _rows(t: Tensor) -> Tensor:
     return t.reshape(-1, t.shape[-1])
 
 
-def _project(x: Tensor, w_ih: Tensor, b: Tensor | None) -> Tensor:
-    rows = _rows(x)
-    xw = torch.mm(rows, w_ih.t()) if b is None else torch.addmm(b, rows, w_ih.t())
-    return xw.view(*x.shape[:-1], w_ih.shape[0])
+def _mm(backend: str, a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
+    """a @ b (+ bias); on the cpu backend through fastrnn::matmul, the GEMM its C++ layer runs (torch.compile
+    would give torch.mm to MKL, whose generic kernels on AMD CPUs ran at half the speed)."""
+    if backend == Backend.CPU.value:
+        return torch.ops.fastrnn.matmul(a, b, bias)
+    return torch.mm(a, b) if bias is None else torch.addmm(bias, a, b)
+
+
+def _project(backend: str, x: Tensor, w_ih: Tensor, b: Tensor | None) -> Tensor:
+    return _mm(backend, _rows(x), w_ih.t(), b).view(*x.shape[:-1], w_ih.shape[0])
 
 
 def reference_layer(mode: str, x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, batch_sizes, reverse):
@@ -81,10 +89,14 @@ def fused_layer(mode: str, backend: str, x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0
     b, b_hn = projection_bias(mode, b_ih, b_hh)
     ops = _ops(backend)
     if mode == "lstm":  # the op adds the bias as it reads xw: addmm's bias is one more pass over xw
-        xw = _project(x, w_ih, None)
-        output, h_n, c_n, *saved = ops.lstm_forward(xw, w_hh, w_hr, h0, c0, batch_sizes, reverse, save, b)
+        if backend == Backend.CPU.value:  # x @ W_ih^T in the steps' GEMMs where that pays, as the C++ layer
+            output, h_n, c_n, *saved = ops.lstm_layer_forward(x, w_ih, w_hh, w_hr, h0, c0, batch_sizes, reverse,
+                                                              save, b)
+        else:
+            xw = _project(backend, x, w_ih, None)
+            output, h_n, c_n, *saved = ops.lstm_forward(xw, w_hh, w_hr, h0, c0, batch_sizes, reverse, save, b)
         return (output, h_n, c_n), saved
-    xw = _project(x, w_ih, b)
+    xw = _project(backend, x, w_ih, b)
     if mode == "gru":
         output, h_n, *saved = ops.gru_forward(xw, w_hh, b_hn, h0, batch_sizes, reverse, save)
         return (output, h_n), saved
@@ -159,8 +171,8 @@ class LayerFunction(torch.autograd.Function):
             d_xw, d_w_hh, d_h0 = getattr(ops, f"{mode}_backward")(*grads, w_hh, h0, output, batch_sizes, reverse)
         need = ctx.needs_input_grad
         d_rows = _rows(d_xw)
-        d_x = d_rows.mm(w_ih).view(x.shape) if need[2] else None
-        d_w_ih = d_rows.t().mm(_rows(x)) if need[3] else None
+        d_x = _mm(ctx.backend, d_rows, w_ih).view(x.shape) if need[2] else None
+        d_w_ih = _mm(ctx.backend, d_rows.t(), _rows(x)) if need[3] else None
         d_b_ih = d_b_hh = None
         if b_ih is not None and (need[5] or need[6]):
             d_b_ih = d_rows.sum(0)

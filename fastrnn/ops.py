@@ -59,6 +59,18 @@ FAKES = {
 }
 
 
+def _matmul(a, b, bias=None):
+    return a.new_empty((a.shape[0], b.shape[1]))
+
+
+def _lstm_layer_forward(x, w_ih, w_hh, w_hr, h0, c0, batch_sizes, reverse, save=True, bias=None):
+    return _lstm_forward(_rows(x, w_ih.shape[0]), w_hh, w_hr, h0, c0, batch_sizes, reverse, save, bias)
+
+
+# The cpu backend's own ops (csrc/registration.cpp), in namespace fastrnn only.
+CPU_FAKES = {"matmul": _matmul, "lstm_layer_forward": _lstm_layer_forward}
+
+
 def register_fakes(namespace: str) -> None:
-    for name, fn in FAKES.items():
+    for name, fn in {**FAKES, **(CPU_FAKES if namespace == "fastrnn" else {})}.items():
         torch.library.register_fake(f"{namespace}::{name}", fn)

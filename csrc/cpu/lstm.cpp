@@ -401,4 +401,5 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_
 TORCH_LIBRARY_IMPL(fastrnn, CPU, m) {
   m.impl("lstm_forward", &fastrnn::cpu::forward_op);
   m.impl("lstm_backward", &fastrnn::cpu::backward_op);
+  m.impl("lstm_layer_forward", &fastrnn::cpu::lstm_layer_forward);
 }

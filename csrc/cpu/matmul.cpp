@@ -3,6 +3,7 @@
 
 #include <ATen/ops/addmm.h>
 #include <ATen/ops/mm.h>
+#include <torch/library.h>
 
 #include "cpu/common.h"
 
@@ -14,6 +15,12 @@ namespace {
 // [6400, 2048] projection took 12.8k faults, 20-25% of its time on a Zen 5 EPYC. Larger outputs are
 // computed in row blocks of this size, which the heap keeps, into one empty_seq buffer.
 constexpr int64_t kBlockBytes = int64_t(8) << 20;
+
+// C before a GEMM that adds to it: bias in each of its M rows (a copy: one row of an expand is contiguous, and
+// contiguous() would hand back bias itself for the GEMM to write over), or uninitialized.
+at::Tensor initial_c(const std::optional<at::Tensor>& bias, int64_t M, int64_t N, const at::TensorOptions& options) {
+  return bias.has_value() ? bias->expand({M, N}).clone(at::MemoryFormat::Contiguous) : at::empty({M, N}, options);
+}
 
 at::Tensor dnnl_matmul(const at::Tensor& a, const at::Tensor& b, const std::optional<at::Tensor>& bias) {
   const int64_t M = a.size(0), K = a.size(1), N = b.size(1);
@@ -32,7 +39,7 @@ at::Tensor dnnl_matmul(const at::Tensor& a, const at::Tensor& b, const std::opti
   // A weight gradient (a = rows^T, b = rows, K = the sequence's rows): dnnl_gemm, which runs a long
   // reduction in chunks and copies the narrower operand.
   if (a.t().is_contiguous() && b.is_contiguous()) {
-    at::Tensor c = bias.has_value() ? bias->expand({M, N}).contiguous() : at::empty({M, N}, a.options());
+    at::Tensor c = initial_c(bias, M, N, a.options());
     if (!dnnl_gemm(true, false, M, N, K, a.const_data_ptr<float>(), M, b.const_data_ptr<float>(), N,
                    bias.has_value() ? 1.f : 0.f, c.data_ptr<float>(), N))
       return {};
@@ -47,10 +54,23 @@ at::Tensor small_matmul(const at::Tensor& a, const at::Tensor& b, const std::opt
   const int64_t M = a.size(0), K = a.size(1), N = b.size(1);
   const bool ta = !a.is_contiguous() && a.t().is_contiguous(), tb = !b.is_contiguous() && b.t().is_contiguous();
   if (!(ta || a.is_contiguous()) || !(tb || b.is_contiguous())) return {};
-  at::Tensor c = bias.has_value() ? bias->expand({M, N}).contiguous() : at::empty({M, N}, a.options());
+  at::Tensor c = initial_c(bias, M, N, a.options());
   const bool done = small_gemm(ta, tb, M, N, K, a.const_data_ptr<float>(), ta ? M : K, b.const_data_ptr<float>(),
                                tb ? K : N, bias.has_value() ? 1.f : 0.f, c.data_ptr<float>(), N);
   return done ? c : at::Tensor();
+}
+
+// fastrnn::matmul: the checks, then matmul.
+at::Tensor matmul_op(const at::Tensor& a, const at::Tensor& b, const std::optional<at::Tensor>& bias) {
+  TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0),
+              "fastrnn::matmul: expected a [M, K] and b [K, N], got a ", a.sizes(), " and b ", b.sizes());
+  TORCH_CHECK(a.scalar_type() == b.scalar_type() && a.device() == b.device(),
+              "fastrnn::matmul: a and b must have one dtype and device, got ", a.scalar_type(), " on ", a.device(),
+              " and ", b.scalar_type(), " on ", b.device());
+  TORCH_CHECK(!bias.has_value() || (bias->dim() == 1 && bias->size(0) == b.size(1) &&
+                                    bias->scalar_type() == a.scalar_type() && bias->device() == a.device()),
+              "fastrnn::matmul: bias must be [N] = [", b.size(1), "] of a's dtype and device");
+  return matmul(a, b, bias);
 }
 
 }  // namespace
@@ -74,3 +94,5 @@ at::Tensor matmul(const at::Tensor& a, const at::Tensor& b, const std::optional<
 }
 
 }  // namespace fastrnn::cpu
+
+TORCH_LIBRARY_IMPL(fastrnn, CPU, m) { m.impl("matmul", &fastrnn::cpu::matmul_op); }
