@@ -129,6 +129,26 @@ def test_one_step_against_layer_op(mode, monkeypatch):
 
 
 @pytest.mark.parametrize("mode", list(CELLS))
+def test_one_step_cell_large_products(mode):
+    """Products over oneDNN's threshold (8 MFLOP: I=H=320, batch 16), which a step of up to 128 rows runs on the
+    panel GEMM (step.cpp): outputs and every gradient against torch.nn's in float64."""
+    I, H, B = 320, 320, 16
+    ref, ours = _pair(CELLS[mode], mode, I, H)
+    x = torch.randn(B, I, dtype=torch.float64)
+    hx = _state(mode, (B, H), True)
+    states = list(hx) if isinstance(hx, tuple) else [hx]
+    results = []
+    for m, dtype in ((ref, torch.float64), (ours, torch.float32)):
+        leaves = [t.to(dtype).requires_grad_() for t in [x, *states]]
+        out = _flat(m(leaves[0], tuple(leaves[1:]) if mode == "lstm" else leaves[1]))
+        cot = [torch.ones_like(o) / o.numel() ** 0.5 for o in out]
+        results.append((out, torch.autograd.grad(out, leaves + list(m.parameters()), cot)))
+    (ref_out, ref_grads), (out, grads) = results
+    for a, b in zip([*out, *grads], [*ref_out, *ref_grads], strict=True):
+        assert_close_rule(a, b)
+
+
+@pytest.mark.parametrize("mode", list(CELLS))
 @pytest.mark.parametrize("batch", [None, 1, 6], ids=["unbatched", "B1", "B6"])
 @pytest.mark.parametrize("wanted", ["all", "input", "weights"])
 def test_one_step_cell_gradients(mode, batch, wanted):

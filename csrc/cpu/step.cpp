@@ -21,6 +21,21 @@ namespace {
 // Up to this many rows the products read the weights as they are (rows_gemm); more rows pay for packing them.
 constexpr int64_t kRowsGemmMax = 4;
 
+// Up to this many rows the products run on the panel GEMM (small_gemm) whatever their FLOPs; more go to gemm,
+// which gives products over kDnnlMinFlops to oneDNN. oneDNN's way in returns a fresh output, then copied,
+// which page-faults at every call, and reorders its operands. Cell fwd+bwd, I = H = 512 (H = 1024: 1024),
+// 2 Zen 5 cores, gemm -> panel, medians of 3 alternated rounds (us): LSTMCell B=4 2206 -> 371, B=16 5065 ->
+// 778, B=32 5597 -> 1267, B=64 5467 -> 2293 (H = 1024: 17574 -> 9340), B=128 4817 -> 4047; GRUCell B=16
+// 1201 -> 705, B=64 2167 -> 1606; forward alone LSTMCell B=16 414 -> 267, B=128 1602 -> 1460.
+constexpr int64_t kPanelRowsMax = 128;
+
+// C[M, N] = op(a) @ op(b) + beta * C (gemm's arguments) for a step of B rows.
+void step_gemm(int64_t B, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* a, int64_t lda,
+               const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (B <= kPanelRowsMax && small_gemm(ta, tb, M, N, K, a, lda, b, ldb, beta, c, ldc)) return;
+  gemm<float>(ta, tb, M, N, K, a, lda, b, ldb, beta, c, ldc);
+}
+
 // out[B, N] = a[B, K] @ w[N, K]^T (+ b broadcast over the rows).
 void product(int64_t B, int64_t N, int64_t K, const float* a, const at::Tensor& w, const OptTensor& b, float* out) {
   if (b.has_value()) {
@@ -35,7 +50,7 @@ void product(int64_t B, int64_t N, int64_t K, const float* a, const at::Tensor& 
       vec::kernels()->rows_gemm(B, n1 - n0, K, a, K, wp + n0 * K, K, b.has_value(), out + n0, N);
     });
   } else
-    gemm<float>(false, true, B, N, K, a, K, w.const_data_ptr<float>(), K, b.has_value() ? 1.f : 0.f, out, N);
+    step_gemm(B, false, true, B, N, K, a, K, w.const_data_ptr<float>(), K, b.has_value() ? 1.f : 0.f, out, N);
 }
 
 // A float buffer of `sizes`: a fresh tensor where it is returned, else the vector's storage.
@@ -139,21 +154,23 @@ std::array<at::Tensor, 7> step_backward(Cell cell, const at::Tensor& x_, const a
   enum { kX, kWih, kWhh, kBih, kBhh, kH0, kC0 };
   if (wanted[kX]) {  // dgx @ W_ih
     grads[kX] = at::empty({1, B, I}, options);
-    gemm<float>(false, false, B, I, G, dx, G, w_ih.const_data_ptr<float>(), I, 0.f, grads[kX].data_ptr<float>(), I);
+    step_gemm(B, false, false, B, I, G, dx, G, w_ih.const_data_ptr<float>(), I, 0.f, grads[kX].data_ptr<float>(), I);
   }
+  // The weight gradients from the sequence buffers' cache: megabytes at H = 512, which at::empty page-faults
+  // afresh at every call (LSTMCell, B = 16: 1400 faults per fwd+bwd).
   if (wanted[kWih]) {  // dgx^T @ x
-    grads[kWih] = at::empty({G, I}, options);
-    gemm<float>(true, false, G, I, B, dx, G, x.const_data_ptr<float>(), I, 0.f, grads[kWih].data_ptr<float>(), I);
+    grads[kWih] = empty_seq({G, I}, options);
+    step_gemm(B, true, false, G, I, B, dx, G, x.const_data_ptr<float>(), I, 0.f, grads[kWih].data_ptr<float>(), I);
   }
   if (wanted[kWhh]) {  // dgh^T @ h0
-    grads[kWhh] = at::empty({G, H}, options);
-    gemm<float>(true, false, G, H, B, dg, G, h0.const_data_ptr<float>(), H, 0.f, grads[kWhh].data_ptr<float>(), H);
+    grads[kWhh] = empty_seq({G, H}, options);
+    step_gemm(B, true, false, G, H, B, dg, G, h0.const_data_ptr<float>(), H, 0.f, grads[kWhh].data_ptr<float>(), H);
   }
   if (wanted[kBih]) grads[kBih] = row_sum(dgx);
   if (wanted[kBhh]) grads[kBhh] = row_sum(dgh);  // its own tensor, as torch.nn gives each bias
   if (wanted[kH0]) {  // dgh @ W_hh, plus GRU's direct part
     grads[kH0] = cell == kGru ? dh : at::empty({B, H}, options);
-    gemm<float>(false, false, B, H, G, dg, G, w_hh.const_data_ptr<float>(), H, cell == kGru ? 1.f : 0.f,
+    step_gemm(B, false, false, B, H, G, dg, G, w_hh.const_data_ptr<float>(), H, cell == kGru ? 1.f : 0.f,
                 grads[kH0].data_ptr<float>(), H);
   }
   if (wanted[kC0]) grads[kC0] = dc;
