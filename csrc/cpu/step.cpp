@@ -23,10 +23,10 @@ constexpr int64_t kRowsGemmMax = 4;
 
 // Up to this many rows the products run on the panel GEMM (small_gemm) whatever their FLOPs; more go to gemm,
 // which gives products over kDnnlMinFlops to oneDNN. oneDNN's way in returns a fresh output, then copied,
-// which page-faults at every call, and reorders its operands. Cell fwd+bwd, I = H = 512 (H = 1024: 1024),
-// 2 Zen 5 cores, gemm -> panel, medians of 3 alternated rounds (us): LSTMCell B=4 2206 -> 371, B=16 5065 ->
-// 778, B=32 5597 -> 1267, B=64 5467 -> 2293 (H = 1024: 17574 -> 9340), B=128 4817 -> 4047; GRUCell B=16
-// 1201 -> 705, B=64 2167 -> 1606; forward alone LSTMCell B=16 414 -> 267, B=128 1602 -> 1460.
+// which page-faults at every call, and reorders its operands. Cell fwd+bwd, I = H = 512, 2 Zen 5 cores,
+// gemm -> panel, medians of 3 alternated rounds (us): LSTMCell B=4 2206 -> 371, B=16 5065 -> 778, B=32
+// 5597 -> 1267, B=64 5467 -> 2293 (I = H = 1024: 17574 -> 9340), B=128 4817 -> 4047; GRUCell B=16 1201 ->
+// 705, B=64 2167 -> 1606; forward alone LSTMCell B=16 414 -> 267, B=128 1602 -> 1460.
 constexpr int64_t kPanelRowsMax = 128;
 
 // C[M, N] = op(a) @ op(b) + beta * C (gemm's arguments) for a step of B rows.
@@ -171,7 +171,7 @@ std::array<at::Tensor, 7> step_backward(Cell cell, const at::Tensor& x_, const a
   if (wanted[kH0]) {  // dgh @ W_hh, plus GRU's direct part
     grads[kH0] = cell == kGru ? dh : at::empty({B, H}, options);
     step_gemm(B, false, false, B, H, G, dg, G, w_hh.const_data_ptr<float>(), H, cell == kGru ? 1.f : 0.f,
-                grads[kH0].data_ptr<float>(), H);
+              grads[kH0].data_ptr<float>(), H);
   }
   if (wanted[kC0]) grads[kC0] = dc;
   return grads;
