@@ -134,18 +134,7 @@ def test_one_step_cell_large_products(mode):
     panel GEMM (step.cpp): outputs and every gradient against torch.nn's in float64."""
     I, H, B = 320, 320, 16
     ref, ours = _pair(CELLS[mode], mode, I, H)
-    x = torch.randn(B, I, dtype=torch.float64)
-    hx = _state(mode, (B, H), True)
-    states = list(hx) if isinstance(hx, tuple) else [hx]
-    results = []
-    for m, dtype in ((ref, torch.float64), (ours, torch.float32)):
-        leaves = [t.to(dtype).requires_grad_() for t in [x, *states]]
-        out = _flat(m(leaves[0], tuple(leaves[1:]) if mode == "lstm" else leaves[1]))
-        cot = [torch.ones_like(o) / o.numel() ** 0.5 for o in out]
-        results.append((out, torch.autograd.grad(out, leaves + list(m.parameters()), cot)))
-    (ref_out, ref_grads), (out, grads) = results
-    for a, b in zip([*out, *grads], [*ref_out, *ref_grads], strict=True):
-        assert_close_rule(a, b)
+    _assert_every_gradient(mode, ref, ours, torch.randn(B, I, dtype=torch.float64), _state(mode, (B, H), True))
 
 
 @pytest.mark.parametrize("mode", list(CELLS))
@@ -180,8 +169,11 @@ def test_one_step_cell_gradients(mode, batch, wanted):
 def test_one_step_sequence_gradients(mode):
     """Two layers, both directions, batch_first, a given state: every gradient against torch.nn's."""
     ref, ours = _pair(MODULES[mode], mode, 7, 18, num_layers=2, bidirectional=True, batch_first=True)
-    x = torch.randn(3, 1, 7, dtype=torch.float64)
-    hx = _state(mode, (4, 3, 18), False)
+    _assert_every_gradient(mode, ref, ours, torch.randn(3, 1, 7, dtype=torch.float64), _state(mode, (4, 3, 18), False))
+
+
+def _assert_every_gradient(mode, ref, ours, x, hx):
+    """ours (float32) against ref (float64): the outputs and the gradients of x, the state and every parameter."""
     results = []
     for m, dtype in ((ref, torch.float64), (ours, torch.float32)):
         leaves = [t.to(dtype).requires_grad_() for t in [x, *(hx if isinstance(hx, tuple) else [hx])]]
